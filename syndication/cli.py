@@ -1,0 +1,313 @@
+"""The ``syndication`` command: a thin shell over ``core``.
+
+Our errors become one line on stderr (a bad config: one line per problem) and a
+non-zero exit: 2 for configuration and usage, 1 for everything else. Anything
+that is not a ``SyndicationError`` is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from datetime import datetime, tzinfo
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from syndication import __version__, config
+from syndication.core import Syndication
+from syndication.errors import ConfigError, SyndicationError
+from syndication.types import Article, PollResult
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="syndication",
+    help="Pull a news portal's articles into a store; list sources and articles.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Manage the store's database schema.", no_args_is_help=True)
+config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class _State:
+    config_path: Path | None = None
+
+
+state = _State()
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"syndication {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _main(
+    config_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Configuration file (default: $SYNDICATION_CONFIG, else config/syndication.toml).",
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log details (warnings are always logged).")
+    ] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Pull a news portal's articles from feeds and pages into a durable store."""
+    state.config_path = config_path
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _settings() -> config.Settings:
+    return config.load(state.config_path)
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Our errors to one line on stderr and an exit code; bugs keep their traceback."""
+    try:
+        yield
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(problem, markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except SyndicationError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _local(when: datetime | None, tz: tzinfo) -> str:
+    return when.astimezone(tz).strftime("%d/%m/%Y %H:%M") if when else "—"
+
+
+@app.command()
+def fetch(
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Poll only this source id (repeatable).")
+    ] = None,
+) -> None:
+    """Poll sources once (all, or --source ID) and print what each one brought.
+
+    Exit status 0 when at least one source succeeded (a 304 counts), 1 when all failed.
+    """
+    with _errors():
+        settings = _settings()
+        results = _run(_fetch(settings, source or None))
+    tz = settings.site.tz
+    table = Table(title="Polled sources", title_justify="left")
+    for column in ("source", "status", "new", "updated", "unchanged", "next poll / error"):
+        table.add_column(column, justify="right" if column in ("new", "updated", "unchanged") else "left")
+    for r in results:
+        detail = r.error if r.error else _local(r.next_attempt, tz)
+        table.add_row(
+            r.source_id,
+            r.status.replace("_", " "),
+            str(r.counts.new),
+            str(r.counts.updated),
+            str(r.counts.unchanged),
+            detail,
+        )
+    out.print(table)
+    for r in results:
+        for warning in r.warnings:
+            err.print(f"warning: {r.source_id}: {warning}", markup=False, highlight=False)
+    if not any(r.status != "error" for r in results):
+        raise typer.Exit(1)
+
+
+async def _fetch(settings: config.Settings, source_ids: list[str] | None) -> list[PollResult]:
+    async with Syndication(settings) as syn:
+        specs = syn.select_sources(source_ids)
+        if not err.is_terminal:
+            return await syn.poll(source_ids)
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("Polling sources", total=len(specs))
+            return await syn.poll(source_ids, on_result=lambda _r: progress.advance(task))
+
+
+@app.command()
+def sources(
+    format: Annotated[
+        Format, typer.Option("--format", "-f", help="table for people, json for tools.")
+    ] = Format.table,
+) -> None:
+    """List configured sources with last success, last error and next attempt."""
+    with _errors():
+        settings = _settings()
+        reports = _run(_sources(settings))
+    if format is Format.json:
+        rows = [
+            {
+                "id": r.spec.id,
+                "kind": r.spec.kind,
+                "url": r.spec.url,
+                "categories": list(r.spec.categories),
+                "interval_seconds": int(r.spec.interval.total_seconds()),
+                "articles": r.state.article_count if r.state else 0,
+                "last_success": _iso(r.state.last_success if r.state else None),
+                "last_attempt": _iso(r.state.last_attempt if r.state else None),
+                "last_error": r.state.last_error if r.state else None,
+                "error_count": r.state.error_count if r.state else 0,
+                "next_attempt": _iso(r.state.next_attempt if r.state else None),
+            }
+            for r in reports
+        ]
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    tz = settings.site.tz
+    table = Table(title=f"Sources ({settings.path})", title_justify="left")
+    for column in ("id", "kind", "articles", "last success", "next attempt", "errors", "last error", "url"):
+        table.add_column(column)
+    for r in reports:
+        s = r.state
+        table.add_row(
+            r.spec.id,
+            r.spec.kind,
+            str(s.article_count if s else 0),
+            _local(s.last_success if s else None, tz),
+            _local(s.next_attempt if s else None, tz),
+            str(s.error_count if s else 0),
+            (s.last_error or "") if s else "",
+            r.spec.url,
+        )
+    out.print(table)
+
+
+async def _sources(settings: config.Settings) -> list[Any]:
+    async with Syndication(settings) as syn:
+        return list(await syn.source_reports())
+
+
+@app.command()
+def articles(
+    category: Annotated[str | None, typer.Option("--category", help="Only this category slug.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", help='Words to find; diacritics optional ("ha noi" finds "Hà Nội").'),
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Only articles from this source id.")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="At most this many.")] = 20,
+    format: Annotated[
+        Format, typer.Option("--format", "-f", help="table for people, json for tools.")
+    ] = Format.table,
+) -> None:
+    """List stored articles, newest first."""
+    with _errors():
+        settings = _settings()
+        found = _run(_articles(settings, category=category, search=search, source_id=source, limit=limit))
+    if format is Format.json:
+        sys.stdout.write(json.dumps([article_json(a) for a in found], ensure_ascii=False, indent=2) + "\n")
+        return
+    tz = settings.site.tz
+    table = Table(title=f"{len(found)} articles", title_justify="left")
+    table.add_column("id", justify="right")
+    table.add_column("published")
+    table.add_column("title")
+    table.add_column("categories")
+    table.add_column("source")
+    for a in found:
+        table.add_row(str(a.id), _local(a.published, tz), a.title, ", ".join(a.categories), a.source_id)
+    out.print(table)
+
+
+async def _articles(settings: config.Settings, **kwargs: Any) -> list[Article]:
+    async with Syndication(settings) as syn:
+        return await syn.articles(**kwargs)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat().replace("+00:00", "Z") if when else None
+
+
+def article_json(a: Article) -> dict[str, Any]:
+    """The stable JSON form of an article (``articles --format json``)."""
+    return {
+        "id": a.id,
+        "guid": a.guid,
+        "url": a.url,
+        "title": a.title,
+        "summary": a.summary,
+        "content_html": a.content_html,
+        "author": a.author,
+        "categories": list(a.categories),
+        "published": _iso(a.published),
+        "updated": _iso(a.updated),
+        "source": a.source_id,
+    }
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or bring its schema up to date (also done on every start)."""
+    with _errors():
+        settings = _settings()
+        revision = _run(_upgrade(settings))
+    out.print(f"{settings.storage.display_url} is at revision {revision}", markup=False, highlight=False)
+
+
+async def _upgrade(settings: config.Settings) -> str | None:
+    async with Syndication(settings) as syn:
+        return await syn.upgrade()
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the configuration file and summarise it; exit 2 listing every problem."""
+    with _errors():
+        settings = _settings()
+    out.print(
+        f"{settings.path}: OK: {len(settings.categories)} categories, {len(settings.sources)} sources, "
+        f"store {settings.storage.display_url}",
+        markup=False,
+        highlight=False,
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

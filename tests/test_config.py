@@ -1,0 +1,181 @@
+"""Configuration: validated on load, every problem named with file and key."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from syndication import config
+from syndication.errors import ConfigError
+
+GOOD = """
+[site]
+title = "Cổng thông tin Đảng bộ Khối"
+base_url = "https://portal.example.vn/"
+
+[storage]
+url = "sqlite:///data/s.db"
+
+[[categories]]
+slug = "xay-dung-dang"
+title = "Xây dựng Đảng"
+
+[[sources]]
+id = "tin-rss"
+url = "file:feeds/tin.rss"
+categories = ["xay-dung-dang"]
+interval = "1h30m"
+
+[[sources]]
+id = "portal"
+kind = "html"
+url = "https://portal.example.vn/xay-dung-dang"
+categories = ["xay-dung-dang"]
+allow_private_network = true
+[sources.html]
+links = ".news-list a.title"
+body = "div.content"
+remove = [".other-news"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "conf" / "syndication.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, environ={})
+    assert all(p.startswith(f"{path}: ") for p in info.value.problems)
+    return [p.removeprefix(f"{path}: ") for p in info.value.problems]
+
+
+def test_good_config_loads_with_paths_resolved_against_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    s = config.load(path, environ={})
+    assert s.site.title == "Cổng thông tin Đảng bộ Khối"
+    assert s.site.timezone == "Asia/Ho_Chi_Minh"
+    assert s.storage.url == f"sqlite:///{tmp_path}/conf/data/s.db"
+    rss, portal = s.sources
+    assert rss.url == (tmp_path / "conf" / "feeds" / "tin.rss").as_uri()
+    assert rss.kind == "feed"
+    assert rss.interval == timedelta(hours=1, minutes=30)
+    assert rss.allow_private_network is False
+    assert portal.kind == "html"
+    assert portal.allow_private_network is True
+    assert portal.html.links == ".news-list a.title"
+    assert portal.html.remove == (".other-news",)
+    assert portal.interval == timedelta(minutes=15)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        """
+[site]
+title = 5
+timezone = "Asia/Hanoi_City"
+[[categories]]
+slug = "Xây dựng"
+title = "Xây dựng Đảng"
+[[sources]]
+id = "a"
+url = "ftp://example.org/x"
+kind = "rss"
+interval = "soon"
+categories = ["khong-co"]
+[[sources]]
+id = "a"
+url = "https://example.org/"
+intervall = "5m"
+""",
+    )
+    assert "site.title: expected a string, got 5 (int)" in found
+    assert "site.base_url: is required" in found
+    assert any(p.startswith('site.timezone: unknown time zone "Asia/Hanoi_City"') for p in found)
+    assert any(p.startswith("categories[0].slug: ") for p in found)
+    assert 'sources[0].url: expected an http://, https:// or file: URL, got "ftp://example.org/x"' in found
+    assert 'sources[0].kind: expected "feed" or "html", got "rss"' in found
+    assert any(p.startswith("sources[0].interval: expected a duration") for p in found)
+    assert any(p.startswith('sources[0].categories[0]: unknown category "khong-co"') for p in found)
+    assert 'sources[1].id: "a" is used by another source' in found
+    assert 'sources[1].intervall: unknown key; did you mean "interval"?' in found
+
+
+def test_invalid_css_selector_names_the_key(tmp_path: Path) -> None:
+    found = problems(tmp_path, GOOD.replace('body = "div.content"', 'body = "div..content["'))
+    assert len(found) == 1
+    assert found[0].startswith('sources[1].html.body: invalid CSS selector "div..content["')
+
+
+def test_html_rules_only_for_html_sources(tmp_path: Path) -> None:
+    text = GOOD.replace('kind = "html"\n', "")
+    assert 'sources[1].html: selectors only apply to sources with kind = "html"' in problems(tmp_path, text)
+
+
+def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[site\ntitle = 'x'")
+    assert len(found) == 1
+    assert found[0].startswith("invalid TOML")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        config.load(tmp_path / "nope.toml", environ={})
+    assert info.value.problems == [f"{tmp_path / 'nope.toml'}: no such configuration file"]
+
+
+def test_path_from_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    s = config.load(None, environ={"SYNDICATION_CONFIG": str(path)})
+    assert s.path == path
+
+
+def test_secret_url_from_environment_never_in_messages(tmp_path: Path) -> None:
+    text = GOOD.replace('url = "sqlite:///data/s.db"', 'url_env = "SYN_DB"')
+    path = write(tmp_path, text)
+    secret = "postgresql+psycopg://app:hunter2@db.example.org/syn"
+    s = config.load(path, environ={"SYN_DB": secret})
+    assert s.storage.url == secret
+    assert "hunter2" not in s.storage.display_url
+    assert problems(tmp_path, text) == ["storage.url_env: environment variable SYN_DB is not set"]
+    bad = config.load
+    with pytest.raises(ConfigError) as info:
+        bad(path, environ={"SYN_DB": "mysql://app:hunter2@db/syn"})
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("45s", 45), ("15m", 900), ("1h30m", 5400), ("2d", 172800), ("1.5h", 5400)],
+)
+def test_durations(text: str, seconds: int) -> None:
+    assert config.parse_duration(text) == timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize("text", ["", "15", "m15", "15 phút", "0s", "1h 30"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="duration|longer than zero"):
+        config.parse_duration(text)
+
+
+def test_sizes() -> None:
+    assert config.parse_size("20MB") == 20_000_000
+    assert config.parse_size("512KiB") == 524_288
+    assert config.parse_size(1024) == 1024
+    with pytest.raises(ValueError, match="size"):
+        config.parse_size("lớn")
+
+
+def test_bundled_config_is_valid() -> None:
+    s = config.load(Path(__file__).parent.parent / "config" / "syndication.toml", environ={})
+    assert {src.kind for src in s.sources} == {"feed", "html"}
+    for src in s.sources:
+        assert src.url.startswith("file:///")
+        assert Path(src.url.removeprefix("file://")).is_file(), src.url
