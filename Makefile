@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev lint clean
+.PHONY: run test setup setup-dev lint clean bench-ingest constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,17 @@ lint: setup-dev
 # also run every store test against PostgreSQL.
 test: lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered -p no:cacheprovider
+
+# Benchmarks (see bench/README.md): the peer library goes into the same venv.
+bench-ingest: setup
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
+	$(BIN)/python bench/ingest.py
+
+# Regenerate the full pin list from a fresh venv with every extra installed.
+constraints:
+	rm -rf /tmp/syndication-constraints && $(PYTHON) -m venv /tmp/syndication-constraints
+	/tmp/syndication-constraints/bin/pip install --quiet -e '.[dev,bench]'
+	/tmp/syndication-constraints/bin/pip freeze --exclude-editable | grep -v '^-e ' > constraints.txt
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .coverage

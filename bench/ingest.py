@@ -247,7 +247,6 @@ def child_ours(urls: list[str], work: Path) -> dict[str, object]:
     lines = [
         '[site]\ntitle = "bench"\nbase_url = "https://bench.example.vn/"\n',
         f'[storage]\nurl = "sqlite:///{work}/ours.db"\n',
-        "[fetch]\nconcurrency = 16\nper_host = 16\n",
         '[[categories]]\nslug = "tin"\ntitle = "Tin"\n',
     ]
     lines += [
@@ -338,6 +337,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="syndication-bench-") as tmp:
         work = Path(tmp)
+        work.chmod(0o755)  # nginx's worker runs as another user and must read the files
         root = work / "www"
         root.mkdir()
         rng = random.Random(2026)
@@ -361,6 +361,8 @@ def main() -> None:
             server.wait()
 
     peer, ours = results["reader"], results["ours"]
+    if not (peer["entries"] and ours["entries"]):
+        raise SystemExit(f"nothing was ingested: reader {peer}, syndication {ours}")
     expected = args.feeds * args.items
     rows = []
     for name, r in (("reader 3.26 (peer)", peer), ("syndication", ours)):

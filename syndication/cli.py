@@ -86,7 +86,7 @@ def _main(
     """Pull a news portal's articles from feeds and pages into a durable store."""
     state.config_path = config_path
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=logging.INFO if verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -28,7 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from syndication import text
 from syndication.config import Settings
-from syndication.errors import FetchError, ParseError, SourceError, SyndicationError
+from syndication.errors import FetchError, ParseError, SourceError, StoreError, SyndicationError
 from syndication.ingest import decide, pipeline
 from syndication.ingest.fetch import Fetcher, HttpFetcher
 from syndication.store import Store
@@ -39,6 +39,7 @@ from syndication.types import (
     KeyedArticle,
     PollRecord,
     PollResult,
+    PollStatus,
     SaveCounts,
     SourceSpec,
     SourceState,
@@ -91,6 +92,8 @@ class Syndication:
         sqlite = settings.storage.url.startswith("sqlite")
         self._db_executor = ThreadPoolExecutor(max_workers=1 if sqlite else 4, thread_name_prefix="store")
         self._started = False
+        self._pending_records: list[tuple[PollRecord, asyncio.Future[None]]] = []
+        self._record_writer: asyncio.Task[None] | None = None
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -183,9 +186,14 @@ class Syndication:
         await self.start()
         states = await self._db(self.store.source_states, [s.id for s in specs])
         results: dict[str, PollResult] = {}
+        # At most ``concurrency`` sources in progress: a fetched document waits for its
+        # parse and save without fetching more, so memory stays bounded however many
+        # sources there are and however slow parsing is.
+        in_progress = asyncio.Semaphore(self.settings.fetch.concurrency)
 
         async def run(spec: SourceSpec) -> None:
-            result = await self._poll_one(spec, states.get(spec.id))
+            async with in_progress:
+                result = await self._poll_one(spec, states.get(spec.id))
             results[spec.id] = result
             if on_result is not None:
                 on_result(result)
@@ -216,17 +224,17 @@ class Syndication:
             last_modified=outcome.last_modified,
             keep_validators=outcome.not_modified,
         )
-        await self._db(self.store.record_polls, [record])
+        await self._record(record)
         c = outcome.counts
-        status = (
-            "not_modified"
-            if outcome.not_modified
-            else "new"
-            if c.new
-            else "updated"
-            if c.updated
-            else "unchanged"
-        )
+        status: PollStatus
+        if outcome.not_modified:
+            status = "not_modified"
+        elif c.new:
+            status = "new"
+        elif c.updated:
+            status = "updated"
+        else:
+            status = "unchanged"
         for warning in outcome.warnings:
             log.warning("source %s: %s", spec.id, warning)
         return PollResult(
@@ -261,8 +269,34 @@ class Syndication:
             error_count=error_count,
             keep_validators=True,
         )
-        await self._db(self.store.record_polls, [record])
+        await self._record(record)
         return PollResult(source_id=spec.id, status="error", error=message, next_attempt=next_attempt)
+
+    async def _record(self, record: PollRecord) -> None:
+        """Persist a poll's outcome; returns once it is in the store.
+
+        Outcomes that arrive while a write is under way are written together in the
+        next transaction: one write per source when polls are sparse, few large ones
+        when hundreds of sources answer 304 at once.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_records.append((record, done))
+        if self._record_writer is None or self._record_writer.done():
+            self._record_writer = asyncio.create_task(self._write_records())
+        await done
+
+    async def _write_records(self) -> None:
+        while self._pending_records:
+            batch, self._pending_records = self._pending_records, []
+            try:
+                await self._db(self.store.record_polls, [record for record, _ in batch])
+            except Exception as exc:  # handed to every waiting poll, which reports it
+                _settle(batch, exc)
+            except BaseException:  # cancelled: the waiting polls must not hang
+                _settle(batch, StoreError("poll results not saved: shutting down"))
+                raise
+            else:
+                _settle(batch, None)
 
     async def _poll_feed(self, spec: SourceSpec, state: SourceState | None) -> _Outcome:
         now = self.clock()
@@ -455,6 +489,16 @@ class _Page:
     error: str | None = None
 
 
+def _settle(batch: list[tuple[PollRecord, asyncio.Future[None]]], error: Exception | None) -> None:
+    for _, done in batch:
+        if done.done():  # its poll was cancelled
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
 def _hints(headers: Mapping[str, str], now: datetime) -> _Hints:
     return _Hints(
         max_age=decide.cache_max_age(headers),
@@ -470,6 +514,7 @@ def _make_parse_executor(workers: int) -> Executor | None:
     if count <= 1:
         return None
     context = multiprocessing.get_context("forkserver")
+    # The fork server imports the parsers once; workers forked from it share those pages.
     with contextlib.suppress(RuntimeError, ValueError):
-        context.set_forkserver_preload(["syndication.ingest.pipeline"])
-    return ProcessPoolExecutor(max_workers=count, mp_context=context)
+        context.set_forkserver_preload(list(pipeline.PARSER_MODULES))
+    return ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=pipeline.preload)

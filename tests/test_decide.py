@@ -16,10 +16,9 @@ def test_success_waits_one_interval() -> None:
 
 
 def test_ttl_and_max_age_are_lower_bounds() -> None:
-    assert decide.next_after_success(now=NOW, interval=M15, ttl=timedelta(hours=1)) == NOW + timedelta(hours=1)
-    assert decide.next_after_success(now=NOW, interval=M15, max_age=timedelta(minutes=40)) == NOW + timedelta(
-        minutes=40
-    )
+    hour, forty = timedelta(hours=1), timedelta(minutes=40)
+    assert decide.next_after_success(now=NOW, interval=M15, ttl=hour) == NOW + hour
+    assert decide.next_after_success(now=NOW, interval=M15, max_age=forty) == NOW + forty
     # A hint shorter than the interval never makes us poll sooner.
     assert decide.next_after_success(now=NOW, interval=M15, ttl=timedelta(minutes=1)) == NOW + M15
 
@@ -76,6 +75,11 @@ def test_cache_control() -> None:
 
 def test_retry_after_forms() -> None:
     assert decide.retry_after("120", now=NOW) == NOW + timedelta(minutes=2)
-    assert decide.retry_after("Fri, 27 Nov 2026 03:00:00 GMT", now=NOW) == datetime(2026, 11, 27, 3, tzinfo=UTC)
+    assert decide.retry_after("Fri, 27 Nov 2026 03:00:00 GMT", now=NOW) == datetime(
+        2026, 11, 27, 3, tzinfo=UTC
+    )
     assert decide.retry_after("ngày mai", now=NOW) is None
+    huge = decide.retry_after("99999999999999999999", now=NOW)
+    assert huge is not None
+    assert huge > NOW + timedelta(days=365)
     assert decide.retry_after(None, now=NOW) is None

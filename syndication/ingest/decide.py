@@ -37,7 +37,8 @@ def retry_after(value: str | None, *, now: datetime) -> datetime | None:
         return None
     text = value.strip()
     if text.isdigit():
-        return now + timedelta(seconds=int(text))
+        # A huge number is as good as "much later": clamp instead of overflowing datetime.
+        return now + timedelta(seconds=min(int(text), 10 * 365 * 86400))
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):

@@ -76,6 +76,32 @@ def _resolve(url: str, base_url: str | None, schemes: frozenset[str]) -> str | N
     return resolved.replace(" ", "%20")
 
 
+_PLAIN_PATH = re.compile(r"/(?![/\\])(?:(?!/\.)[!#-~])*\Z")
+"""A path-absolute reference of printable ASCII, with no "//" start, backslash or dot segment."""
+
+
+def _origin(base_url: str | None) -> str | None:
+    """``scheme://host[:port]`` of an http(s) base URL, else ``None``."""
+    if not base_url:
+        return None
+    try:
+        parts = urlsplit(base_url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return f"{parts.scheme.lower()}://{parts.netloc}"
+
+
+def markup_text(html: str) -> str:
+    """Plain text of HTML that ``sanitize_html`` produced, for keys (search, dedup).
+
+    Only for sanitised markup: it strips tags with a regex, which is safe and much
+    faster than parsing because that markup is well-formed. Not for display.
+    """
+    return " ".join(html_unescape(_TAG.sub(" ", html)).split())
+
+
 def absolute_url(url: str | None, *, base_url: str | None) -> str | None:
     """Resolve ``url`` against ``base_url``; ``None`` unless the result is http(s)."""
     if url is None:
@@ -88,13 +114,20 @@ def sanitize_html(html: str, *, base_url: str | None) -> str:
     against ``base_url``. Only http, https and mailto URLs survive; no script, style,
     iframe, event handler, ``javascript:`` or ``data:`` URL."""
 
+    origin = _origin(base_url)
+
     def attribute_filter(tag: str, attribute: str, value: str) -> str | None:
         if attribute in _URL_ATTRIBUTES:
+            # Fast path for the common "/path" link: the origin plus the path is what
+            # urljoin would give (no dot segments, no whitespace); anything else takes
+            # the full rules. It runs once per link of every article, so it counts.
+            if origin and _PLAIN_PATH.match(value):
+                return origin + value
             return _resolve(value, base_url, URL_SCHEMES)
         return value
 
     cleaned = nh3.clean(
-        nfc(html),
+        nfc_markup(html),
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(REMOVED_WITH_CONTENT),
         attributes=ALLOWED_ATTRIBUTES,
@@ -103,11 +136,14 @@ def sanitize_html(html: str, *, base_url: str | None) -> str:
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
-    return nfc(cleaned).strip()
+    return nfc_markup(cleaned).strip()
 
 
 def html_to_text(html: str, *, limit: int = 2000) -> str:
     """Plain text of an HTML fragment (for summaries and search), NFC, whitespace collapsed."""
+    if "<" not in html and "&" not in html:
+        # Already plain text (most titles and many summaries): nothing to parse.
+        return truncate(" ".join(nfc(html).split()), limit)
     # nh3 parses like a browser and returns well-formed markup whose only tags are the
     # bare block tags kept here, so a regex can turn them into word breaks safely.
     markup = nh3.clean(
@@ -137,7 +173,6 @@ def text_to_html(text: str) -> str:
 
 # ---------------------------------------------------------------- dates
 
-_VI_WORDS = r"(?:ngày|tháng|năm)"
 _DMY = re.compile(r"(?<!\d)(\d{1,2})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{4})(?!\d)")
 _YMD = re.compile(r"(?<!\d)(\d{4})\s*[/.-]\s*(\d{1,2})\s*[/.-]\s*(\d{1,2})(?!\d)")
 _VI_LONG = re.compile(r"ngày\s+(\d{1,2})\s+tháng\s+(\d{1,2})(?:\s*,)?\s+năm\s+(\d{4})(?!\d)", re.IGNORECASE)
@@ -146,9 +181,13 @@ _TIME = re.compile(
     r"(?:\s*(am|pm|sa|ch)\b)?",
     re.IGNORECASE,
 )
-_OFFSET = re.compile(r"(?:gmt|utc)\s*(?:([+-])\s*(\d{1,2})(?::?(\d{2}))?)?|(?<=\d)\s*([+-])(\d{2}):?(\d{2})\b", re.I)
+_OFFSET = re.compile(
+    r"(?:gmt|utc)\s*(?:([+-])\s*(\d{1,2})(?::?(\d{2}))?)?|(?<=\d)\s*([+-])(\d{2}):?(\d{2})\b", re.I
+)
 _RFC822_HINT = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.IGNORECASE)
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?$")
+_ISO = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?$"
+)
 
 
 def _to_utc(value: datetime, tz: tzinfo) -> datetime:
@@ -164,6 +203,8 @@ def _parse_rfc822(text: str, tz: tzinfo) -> datetime | None:
         value = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         return None
+    if value.tzinfo is None and text.endswith("-0000"):
+        return value.replace(tzinfo=UTC)  # RFC 5322: UTC, local zone unknown
     return _to_utc(value, tz)
 
 
@@ -212,7 +253,7 @@ def _parse_portal(text: str, tz: tzinfo) -> datetime | None:
             hour = 0
         rest = rest[: time_match.start()] + rest[time_match.end() :]
     try:
-        value = datetime(year, month, day, hour, minute, second, tzinfo=_offset(rest, tz))  # noqa: DTZ001
+        value = datetime(year, month, day, hour, minute, second, tzinfo=_offset(rest, tz))
         return value.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
@@ -249,6 +290,8 @@ _BOMS = (
 _XML_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
 _META_CHARSET = re.compile(rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE)
 _WESTERN = frozenset({"latin_1", "iso8859_1", "cp1252", "iso8859_15", "ascii"})
+_TONE_CHARS = frozenset("\u0300\u0301\u0303\u0309\u0323")
+_VOWEL_BASES = frozenset("aeiouy")
 _NAMES = {"utf_8": "utf-8", "cp1258": "windows-1258", "cp1252": "windows-1252", "latin_1": "iso-8859-1"}
 
 
@@ -270,9 +313,9 @@ def _strict(content: bytes, codec: str) -> str | None:
         return None
 
 
-def _markup_nfc(text: str) -> str:
-    """NFC that never joins a markup character with a following U+0338 (which would turn
-    ``>`` into ``≯`` and break the document)."""
+def nfc_markup(text: str) -> str:
+    """``text.nfc`` for markup: never joins ``<``, ``>`` or ``=`` with a following U+0338
+    (NFC would turn ``>`` + U+0338 into ``≯``, unclosing a tag)."""
     if "\u0338" not in text:
         return nfc(text)
     pieces = re.split(r"(?<=[<>=])(?=\u0338)", text)
@@ -282,7 +325,29 @@ def _markup_nfc(text: str) -> str:
 def _in_document_charset(content: bytes) -> str | None:
     head = content[:2048]
     match = _XML_ENCODING.match(head) or _META_CHARSET.search(head)
-    return match.group(1).decode("ascii").lower() if match else None
+    if match is None:
+        return None
+    label = match.group(1).decode("ascii").lower()
+    # A declaration readable as ASCII means the bytes are not UTF-16/32, whatever it says.
+    codec = _codec(label) or ""
+    return None if codec.startswith(("utf_16", "utf_32")) else label
+
+
+def _looks_like_cp1258(text: str) -> bool:
+    """Whether a windows-1258 reading is Vietnamese: some tone marks, each right after a vowel.
+
+    Read as windows-1252, the same bytes give "Ì", "ì", "Ò", "ò", "Þ" right after vowels,
+    which no Western language writes.
+    """
+    tones = 0
+    previous = ""
+    for char in text:
+        if char in _TONE_CHARS:
+            if unicodedata.normalize("NFD", previous)[:1].lower() not in _VOWEL_BASES:
+                return False
+            tones += 1
+        previous = char
+    return tones >= 2
 
 
 def _detect(content: bytes) -> tuple[str, str]:
@@ -302,14 +367,17 @@ def decode_document(content: bytes, *, declared: str | None) -> tuple[str, str |
 
     Order: a byte order mark; the declared (HTTP) charset; the charset the document
     itself declares in its first 2 KB; then detection (strict UTF-8, windows-1258,
-    charset_normalizer). Labels are tried strictly. The text is NFC (windows-1258
-    writes tones as combining marks) with XML-illegal characters removed.
+    charset_normalizer). Labels are tried strictly; a Western single-byte label
+    (ISO-8859-1, windows-1252) loses to valid UTF-8 or to a windows-1258 reading that
+    is plainly Vietnamese. The text is NFC (windows-1258 writes tones as combining
+    marks) with XML-illegal characters removed.
     """
-    for bom, codec in _BOMS:
+    for bom, bom_codec in _BOMS:
         if content.startswith(bom):
-            return _markup_nfc(content[len(bom) :].decode(codec, errors="replace")), None
+            return nfc_markup(content[len(bom) :].decode(bom_codec, errors="replace")), None
     labels = [label.strip().lower() for label in (declared, _in_document_charset(content)) if label]
-    tried: list[str] = []
+    tried: set[str] = set()
+    wrong: list[str] = []
     unknown: list[str] = []
     for label in labels:
         codec = _codec(label)
@@ -318,37 +386,30 @@ def decode_document(content: bytes, *, declared: str | None) -> tuple[str, str |
             continue
         if codec in tried:
             continue
-        tried.append(codec)
+        tried.add(codec)
         text = _strict(content, codec)
         if text is None:
+            wrong.append(label)
             continue
         if codec in _WESTERN and any(b >= 0x80 for b in content):
             # Servers that say ISO-8859-1 by default while sending UTF-8 are common, and
             # Western single-byte text is practically never valid multi-byte UTF-8.
-            utf8 = _strict(content, "utf_8")
-            if utf8 is not None:
-                return _markup_nfc(utf8), f"declared charset {label} is wrong; decoded as utf-8"
-        return _markup_nfc(text), None
+            for better in ("utf_8", "cp1258"):
+                other = _strict(content, better)
+                if other is not None and (better == "utf_8" or _looks_like_cp1258(other)):
+                    return nfc_markup(other), _wrong(label, better)
+        return nfc_markup(text), _wrong(wrong[0], codec) if wrong else _unknown(unknown, codec)
     text, codec = _detect(content)
-    if tried:
-        first = next(label for label in labels if _codec(label) == tried[0])
-        warning: str | None = f"declared charset {first} is wrong; decoded as {_display(codec)}"
-    elif unknown:
-        warning = f"unknown charset {unknown[0]}; decoded as {_display(codec)}"
-    elif codec != "utf_8":
-        warning = f"no charset declared; decoded as {_display(codec)}"
-    else:
-        warning = None
-    return _markup_nfc(text), warning
+    if wrong:
+        return nfc_markup(text), _wrong(wrong[0], codec)
+    if unknown or codec == "utf_8":
+        return nfc_markup(text), _unknown(unknown, codec)
+    return nfc_markup(text), f"no charset declared; decoded as {_display(codec)}"
 
 
-__all__ = [
-    "absolute_url",
-    "decode_document",
-    "html_to_text",
-    "html_unescape",
-    "parse_date",
-    "sanitize_html",
-    "text_to_html",
-    "unicodedata",
-]
+def _wrong(label: str, codec: str) -> str:
+    return f"declared charset {label} is wrong; decoded as {_display(codec)}"
+
+
+def _unknown(labels: list[str], codec: str) -> str | None:
+    return f"unknown charset {labels[0]}; decoded as {_display(codec)}" if labels else None

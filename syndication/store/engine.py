@@ -50,7 +50,9 @@ def display_url(url: URL) -> str:
 
 def _reason(error: BaseException, url: URL | None) -> str:
     original = getattr(error, "orig", None) or error
-    reason = " ".join(str(original).split()) or type(original).__name__
+    # psycopg appends the statement's context ("LINE 2: FROM articles ^"); keep its primary message.
+    primary = getattr(getattr(original, "diag", None), "message_primary", None)
+    reason = " ".join(str(primary or original).split()) or type(original).__name__
     if url is not None and url.password:
         reason = reason.replace(str(url.password), "***")
     if getattr(original, "sqlstate", None) == _UNDEFINED_TABLE or "no such table" in reason:
@@ -72,8 +74,7 @@ def wrap_errors(message: str, url: URL | None = None) -> Iterator[None]:
 
 
 def _is_memory(url: URL) -> bool:
-    database = url.database or ""
-    return database in ("", ":memory:") or "mode=memory" in database
+    return (url.database or "") in ("", ":memory:") or url.query.get("mode") == "memory"
 
 
 def _sqlite_engine(url: URL) -> Engine:
@@ -82,7 +83,7 @@ def _sqlite_engine(url: URL) -> Engine:
         # One connection shared by every thread; Database serialises all access to it.
         options = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
     elif url.database and not url.query.get("uri"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **options)
 
     @event.listens_for(engine, "connect")
@@ -102,6 +103,21 @@ def _sqlite_engine(url: URL) -> Engine:
     def on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(_WRITE_OPTION, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: URL) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        # psycopg prepares statements it has run five times, and PostgreSQL may then keep
+        # a generic plan made while the tables were empty (a sequential scan) long after
+        # they have grown. Plan each execution for its parameters instead.
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_connection.commit()
 
     return engine
 
@@ -131,7 +147,7 @@ class Database:
                 if backend == "sqlite":
                     self.engine = _sqlite_engine(self.url)
                 else:
-                    self.engine = create_engine(self.url, pool_pre_ping=True)
+                    self.engine = _postgres_engine(self.url)
             except exc.ArgumentError as error:  # e.g. a driver that is not installed
                 raise StoreError(f"cannot open database {self.name}: {error}") from error
             with self.engine.connect():
@@ -163,10 +179,44 @@ class Database:
             StoreError: the database failed; nothing of the transaction was kept.
         """
         lock: AbstractContextManager[Any] = self._write_lock if write or self._memory else nullcontext()
-        with lock, self.connect(doing) as connection:
-            if write:
-                connection.execution_options(**{_WRITE_OPTION: True})
-            with connection.begin():
-                if write and self.dialect == "postgresql":
-                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_WRITE_LOCK})
-                yield connection
+        with lock, self.connect(doing) as connection, self._begin(connection, write=write):
+            yield connection
+
+    @contextmanager
+    def schema_transaction(self, doing: str) -> Iterator[Connection]:
+        """A write transaction for migrations.
+
+        On SQLite, foreign keys are off while it runs (rebuilding a referenced table
+        in batch mode would otherwise delete or refuse its referencing rows, and the
+        pragma cannot change inside a transaction) and checked before it commits.
+
+        Raises:
+            StoreError: the database failed, or the migration left broken references.
+        """
+        with self._write_lock, self.connect(doing) as connection:
+            if self.dialect != "sqlite":
+                with self._begin(connection, write=True):
+                    yield connection
+                return
+            # Outside any transaction: straight to the driver, which is in autocommit mode.
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA foreign_keys = OFF")
+            try:
+                with self._begin(connection, write=True):
+                    yield connection
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise StoreError(f"cannot {doing} in {self.name}: broken references in {broken[:5]}")
+            finally:
+                if not connection.invalidated:
+                    driver.execute("PRAGMA foreign_keys = ON")
+
+    @contextmanager
+    def _begin(self, connection: Connection, *, write: bool) -> Iterator[None]:
+        if write:
+            connection.execution_options(**{_WRITE_OPTION: True})
+        with connection.begin():
+            if write and self.dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSTGRES_WRITE_LOCK})
+            yield

@@ -124,7 +124,11 @@ article_categories = Table(
     Column("article_id", Integer, ForeignKey("articles.id", ondelete="CASCADE"), primary_key=True),
     Column("category", String(200), primary_key=True),
 )
-Index("ix_article_categories_category_article_id", article_categories.c.category, article_categories.c.article_id)
+Index(
+    "ix_article_categories_category_article_id",
+    article_categories.c.category,
+    article_categories.c.article_id,
+)
 
 article_sources = Table(
     "article_sources",

@@ -7,7 +7,13 @@ from the ``sqlalchemy.url`` option when a developer sets one.
 
 SQLite cannot alter most of a table, so migrations are rendered in batch mode
 there (copy, drop, rename); constraint names come from the naming convention
-in ``schema.py`` so batch mode can find them.
+in ``schema.py`` so batch mode can find them. Write a schema change with
+``op.batch_alter_table`` (a plain ``op.create_table`` is fine as it is).
+
+A new revision is a new file in ``versions/``: ``NNNN_what.py`` with
+``revision = "NNNN"`` and ``down_revision`` the previous one, stating its
+tables itself (never importing ``schema.py``). Change ``schema.py`` to match;
+``tests/test_store_migrations.py`` compares the two on every backend.
 """
 
 from __future__ import annotations
