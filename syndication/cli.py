@@ -133,22 +133,24 @@ def fetch(
         results = _run(_fetch(settings, source or None))
     tz = settings.site.tz
     table = Table(title="Polled sources", title_justify="left")
-    for column in ("source", "status", "new", "updated", "unchanged", "next poll / error"):
+    for column in ("source", "status", "new", "updated", "unchanged", "next poll"):
         table.add_column(column, justify="right" if column in ("new", "updated", "unchanged") else "left")
     for r in results:
-        detail = r.error if r.error else _local(r.next_attempt, tz)
         table.add_row(
             r.source_id,
             r.status.replace("_", " "),
             str(r.counts.new),
             str(r.counts.updated),
             str(r.counts.unchanged),
-            detail,
+            _local(r.next_attempt, tz),
         )
     out.print(table)
+    # Full messages below the table, one line each, rather than wrapped inside a cell.
     for r in results:
+        if r.error:
+            err.print(f"error: {r.source_id}: {r.error}", markup=False, highlight=False, soft_wrap=True)
         for warning in r.warnings:
-            err.print(f"warning: {r.source_id}: {warning}", markup=False, highlight=False)
+            err.print(f"warning: {r.source_id}: {warning}", markup=False, highlight=False, soft_wrap=True)
     if not any(r.status != "error" for r in results):
         raise typer.Exit(1)
 

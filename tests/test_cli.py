@@ -86,7 +86,8 @@ allow_private_network = true
     first = syndication("fetch", config=conf)
     assert first.returncode == 0, first.stderr
     assert re.search(r"tin\W+new\W+2\W+0\W+0", first.stdout), first.stdout
-    assert re.search(r"hong\W+error.*404", first.stdout), first.stdout
+    assert re.search(r"hong\W+error\W+0\W+0\W+0", first.stdout), first.stdout
+    assert "error: hong: HTTP 404 Not Found" in first.stderr.splitlines()
     assert re.search(r"portal\W+new\W+[1-9]", first.stdout), first.stdout
     assert "Traceback" not in first.stderr
 
@@ -129,7 +130,7 @@ def test_fetch_exits_1_when_every_source_fails(tmp_path: Path, store_url: str, s
     )
     result = syndication("fetch", config=conf)
     assert result.returncode == 1
-    assert "404" in result.stdout
+    assert "error: hong: HTTP 404 Not Found" in result.stderr
 
 
 def test_bad_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
@@ -196,7 +197,8 @@ def test_bundled_default_config_runs_offline(tmp_path: Path) -> None:
     conf = tmp_path / "config" / "syndication.toml"
     result = syndication("fetch", config=conf, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count(" new ") >= 3, result.stdout
+    assert result.stdout.count(" new ") == 3, result.stdout
+    assert "error:" not in result.stderr, result.stderr
     assert (tmp_path / "var" / "syndication.db").is_file()
     again = syndication("fetch", config=conf, cwd=tmp_path)
     assert again.stdout.count("not modified") == 3, again.stdout
