@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -114,6 +115,18 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def _table(title: str) -> Table:
+    """A table that fits 80 columns: no outer border, a rule under the header."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
 def _local(when: datetime | None, tz: tzinfo) -> str:
     return when.astimezone(tz).strftime("%d/%m/%Y %H:%M") if when else "—"
 
@@ -132,7 +145,7 @@ def fetch(
         settings = _settings()
         results = _run(_fetch(settings, source or None))
     tz = settings.site.tz
-    table = Table(title="Polled sources", title_justify="left")
+    table = _table("Polled sources")
     for column in ("source", "status", "new", "updated", "unchanged", "next poll"):
         table.add_column(column, justify="right" if column in ("new", "updated", "unchanged") else "left")
     for r in results:
@@ -202,9 +215,10 @@ def sources(
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
     tz = settings.site.tz
-    table = Table(title=f"Sources ({settings.path})", title_justify="left")
-    for column in ("id", "kind", "articles", "last success", "next attempt", "errors", "last error", "url"):
-        table.add_column(column)
+    table = _table(f"Sources in {settings.path} (URLs: --format json)")
+    for column in ("id", "kind", "articles", "last success", "next attempt", "errors"):
+        numeric = column in ("articles", "errors")
+        table.add_column(column, no_wrap=True, justify="right" if numeric else "left")
     for r in reports:
         s = r.state
         table.add_row(
@@ -214,10 +228,11 @@ def sources(
             _local(s.last_success if s else None, tz),
             _local(s.next_attempt if s else None, tz),
             str(s.error_count if s else 0),
-            (s.last_error or "") if s else "",
-            r.spec.url,
         )
     out.print(table)
+    for r in reports:
+        if r.state and r.state.last_error:
+            out.print(f"last error of {r.spec.id}: {r.state.last_error}", markup=False, highlight=False)
 
 
 async def _sources(settings: config.Settings) -> list[Any]:
@@ -246,14 +261,14 @@ def articles(
         sys.stdout.write(json.dumps([article_json(a) for a in found], ensure_ascii=False, indent=2) + "\n")
         return
     tz = settings.site.tz
-    table = Table(title=f"{len(found)} articles", title_justify="left")
-    table.add_column("id", justify="right")
-    table.add_column("published")
-    table.add_column("title")
-    table.add_column("categories")
-    table.add_column("source")
+    table = _table(f"{len(found)} articles, newest first")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("published", no_wrap=True)
+    table.add_column("title", ratio=1)
+    table.add_column("categories", no_wrap=True)
     for a in found:
-        table.add_row(str(a.id), _local(a.published, tz), a.title, ", ".join(a.categories), a.source_id)
+        dup = f" (duplicate of {a.duplicate_of})" if a.duplicate_of else ""
+        table.add_row(str(a.id), _local(a.published, tz), a.title + dup, ", ".join(a.categories))
     out.print(table)
 
 

@@ -205,8 +205,13 @@ def _prepare_xml(text: str) -> tuple[bytes, list[str]]:
     warnings: list[str] = []
     span = _doctype_span(text)
     if span is not None:
+        doctype = text[span[0] : span[1]]
         text = text[: span[0]] + text[span[1] :]
-        warnings.append("removed the DOCTYPE declaration (its entities are never expanded)")
+        # A bare DOCTYPE (RSS 0.91's Netscape DTD) is common and harmless: removing it
+        # loses nothing, so it is not worth a warning on every poll. An internal subset
+        # can define entities, which we never expand: that the publisher should hear of.
+        if "[" in doctype:
+            warnings.append("removed the DOCTYPE declaration (its entities are never expanded)")
     text = _numeric_entities(text)
     text, capped = _cap_author_fields(text)
     if capped:

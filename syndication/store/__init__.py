@@ -218,8 +218,8 @@ class Store:
         """Up to ``limit`` articles, newest first (published, then id, descending).
 
         ``category``: only articles in it. ``source_id``: only articles that source
-        listed. ``search``: a string already folded with ``text.search_key``; every
-        word in it must appear in the article's search text. Duplicates are left
+        listed. ``search``: a string already folded with ``text.search_key``; it must
+        appear in the article's search text as a phrase starting at a word. Duplicates are left
         out unless ``include_duplicates``.
 
         Raises:

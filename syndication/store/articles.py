@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, exists, func, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, exists, func, insert, literal, select, update
 
 from syndication import text
 from syndication.errors import StoreError
@@ -377,8 +377,14 @@ def list_articles(
                 article_sources.c.article_id == articles.c.id, article_sources.c.source_id == source_id
             )
         )
-    for word in (search or "").split():
-        query = query.where(articles.c.search_text.contains(word, autoescape=True))
+    # The search is a phrase that must start at a word: a Vietnamese word is several
+    # syllables ("uỷ ban" is one word, "committee"), so matching the syllables anywhere
+    # and in any order would find nearly every article. "d" finds "đảng"; "ban" does
+    # not find "quban".
+    phrase = " ".join((search or "").split())
+    if phrase:
+        spaced = literal(" ").concat(articles.c.search_text)
+        query = query.where(spaced.contains(" " + phrase, autoescape=True))
     if not include_duplicates:
         query = query.where(articles.c.duplicate_of.is_(None))
     query = query.order_by(articles.c.published.desc(), articles.c.id.desc()).limit(max(limit, 0))
