@@ -81,6 +81,7 @@ class Syndication:
         store: Store | None = None,
         fetcher: Fetcher | None = None,
         parse_executor: Executor | None = None,
+        backlog_bytes: int = 0,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -92,6 +93,8 @@ class Syndication:
         sqlite = settings.storage.url.startswith("sqlite")
         self._db_executor = ThreadPoolExecutor(max_workers=1 if sqlite else 4, thread_name_prefix="store")
         self._started = False
+        # Fetched bytes that may wait for parsing before new sources wait to start.
+        self._backlog_bytes = backlog_bytes or max(BACKLOG_BYTES, 2 * settings.fetch.max_bytes)
         self._pending_records: list[tuple[PollRecord, asyncio.Future[None]]] = []
         self._record_writer: asyncio.Task[None] | None = None
 
@@ -186,14 +189,18 @@ class Syndication:
         await self.start()
         states = await self._db(self.store.source_states, [s.id for s in specs])
         results: dict[str, PollResult] = {}
-        # At most ``concurrency`` sources in progress: a fetched document waits for its
-        # parse and save without fetching more, so memory stays bounded however many
-        # sources there are and however slow parsing is.
-        in_progress = asyncio.Semaphore(self.settings.fetch.concurrency)
+        backlog = _Backlog(limit=self._backlog_bytes)
 
         async def run(spec: SourceSpec) -> None:
-            async with in_progress:
-                result = await self._poll_one(spec, states.get(spec.id))
+            # A source starts only while fetched-but-unsaved bytes leave room, so memory
+            # stays bounded when parsing is slower than fetching. Sized in bytes rather
+            # than sources, so that sources stuck on a slow host (waiting for its fetch
+            # slots, holding a small reservation) rarely keep others from starting.
+            ticket = await backlog.ticket()
+            try:
+                result = await self._poll_one(spec, states.get(spec.id), ticket)
+            finally:
+                await ticket.release()
             results[spec.id] = result
             if on_result is not None:
                 on_result(result)
@@ -201,14 +208,14 @@ class Syndication:
         await asyncio.gather(*(run(spec) for spec in specs))
         return [results[s.id] for s in specs]
 
-    async def _poll_one(self, spec: SourceSpec, state: SourceState | None) -> PollResult:
+    async def _poll_one(self, spec: SourceSpec, state: SourceState | None, ticket: _Ticket) -> PollResult:
         now = self.clock()
         errors_before = state.error_count if state else 0
         try:
             if spec.kind == "html":
-                outcome = await self._poll_html(spec, state)
+                outcome = await self._poll_html(spec, state, ticket)
             else:
-                outcome = await self._poll_feed(spec, state)
+                outcome = await self._poll_feed(spec, state, ticket)
         except SyndicationError as exc:
             return await self._record_failure(spec, now, errors_before + 1, exc)
         except Exception as exc:  # a bug must not stop the other sources; keep its traceback
@@ -298,7 +305,7 @@ class Syndication:
             else:
                 _settle(batch, None)
 
-    async def _poll_feed(self, spec: SourceSpec, state: SourceState | None) -> _Outcome:
+    async def _poll_feed(self, spec: SourceSpec, state: SourceState | None, ticket: _Ticket) -> _Outcome:
         now = self.clock()
         response = await self.fetcher.fetch(
             FetchRequest(
@@ -309,6 +316,7 @@ class Syndication:
                 accept=FEED_ACCEPT,
             )
         )
+        ticket.add(len(response.content))
         hints = _hints(response.headers, now)
         if response.not_modified:
             return self._outcome(spec, now, SaveCounts(), response.etag, response.last_modified, True, hints)
@@ -325,7 +333,7 @@ class Syndication:
             spec, now, counts, response.etag, response.last_modified, False, hints, doc.ttl, doc.warnings
         )
 
-    async def _poll_html(self, spec: SourceSpec, state: SourceState | None) -> _Outcome:
+    async def _poll_html(self, spec: SourceSpec, state: SourceState | None, ticket: _Ticket) -> _Outcome:
         now = self.clock()
         listing = await self.fetcher.fetch(
             FetchRequest(
@@ -336,6 +344,7 @@ class Syndication:
                 accept=HTML_ACCEPT,
             )
         )
+        ticket.add(len(listing.content))
         hints = _hints(listing.headers, now)
         if listing.not_modified:
             return self._outcome(spec, now, SaveCounts(), listing.etag, listing.last_modified, True, hints)
@@ -347,7 +356,9 @@ class Syndication:
             rules=spec.html,
         )
         validators = await self._db(self.store.page_validators, links)
-        pages = await asyncio.gather(*(self._fetch_page(spec, link, validators.get(link)) for link in links))
+        pages = await asyncio.gather(
+            *(self._fetch_page(spec, link, validators.get(link), ticket) for link in links)
+        )
         keyed = [p.article for p in pages if p.article is not None]
         errors = [p.error for p in pages if p.error is not None]
         unchanged = sum(1 for p in pages if p.not_modified)
@@ -366,7 +377,7 @@ class Syndication:
         )
 
     async def _fetch_page(
-        self, spec: SourceSpec, url: str, validators: tuple[str | None, str | None] | None
+        self, spec: SourceSpec, url: str, validators: tuple[str | None, str | None] | None, ticket: _Ticket
     ) -> _Page:
         etag, last_modified = validators or (None, None)
         try:
@@ -381,6 +392,7 @@ class Syndication:
             )
             if response.not_modified:
                 return _Page(url=url, not_modified=True)
+            ticket.add(len(response.content))
             article = await self._parse(
                 pipeline.parse_page_keyed,
                 response.content,
@@ -461,6 +473,54 @@ class Syndication:
         return await self._db(
             self.store.list_articles, category=category, search=key, source_id=source_id, limit=limit
         )
+
+
+BACKLOG_BYTES = 64 * 1024 * 1024
+"""Fetched bytes that may wait to be parsed and saved before new sources wait to start."""
+SOURCE_RESERVE = 1024 * 1024
+"""What a source holds of the backlog from its start, before we know its size."""
+
+
+class _Backlog:
+    """Bytes fetched but not yet parsed and saved, over the sources of one poll.
+
+    Each source reserves ``SOURCE_RESERVE`` when it starts and adds what it fetched;
+    a source starts only while the total leaves room for it (or nothing is in
+    progress, so one document larger than the limit still gets through).
+    """
+
+    def __init__(self, *, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._changed = asyncio.Condition()
+
+    async def ticket(self) -> _Ticket:
+        """Wait for room, then reserve a share for one source."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.size == 0 or self.size + SOURCE_RESERVE <= self.limit)
+            self.size += SOURCE_RESERVE
+        return _Ticket(self, SOURCE_RESERVE)
+
+    async def _release(self, size: int) -> None:
+        async with self._changed:
+            self.size -= size
+            self._changed.notify_all()
+
+
+class _Ticket:
+    """One source's share of the backlog, given back when the source is done."""
+
+    def __init__(self, backlog: _Backlog, reserved: int) -> None:
+        self._backlog = backlog
+        self._size = reserved
+
+    def add(self, size: int) -> None:
+        self._size += size
+        self._backlog.size += size
+
+    async def release(self) -> None:
+        size, self._size = self._size, 0
+        await self._backlog._release(size)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,13 +8,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from syndication import config
 from syndication.core import Syndication
 from syndication.store import Store
-from syndication.types import PollResult
+from syndication.types import FetchRequest, FetchResult, PollResult, SaveCounts
 from tests.httpserver import TestServer
 
 DATA = Path(__file__).parent / "data"
@@ -278,3 +279,52 @@ def test_unknown_source_is_a_clear_error(tmp_path: Path, store_url: str) -> None
 
     with pytest.raises(SyndicationError, match="unknown source khong-co"):
         poll(replace(settings), Clock(), ["khong-co"])
+
+
+class FakeFetcher:
+    """Serves fixed documents and records the order of fetches."""
+
+    def __init__(self, documents: dict[str, bytes], events: list[str]) -> None:
+        self.documents = documents
+        self.events = events
+
+    async def fetch(self, request: FetchRequest) -> FetchResult:
+        self.events.append(f"fetch {request.url}")
+        await asyncio.sleep(0)
+        return FetchResult(url=request.url, status=200, content=self.documents[request.url])
+
+
+class RecordingStore(Store):
+    def __init__(self, url: str, events: list[str]) -> None:
+        super().__init__(url)
+        self.events = events
+
+    def save_articles(self, **kwargs: Any) -> SaveCounts:
+        self.events.append(f"save {kwargs['source_id']}")
+        return super().save_articles(**kwargs)
+
+
+def test_a_full_backlog_holds_new_sources_until_saved(tmp_path: Path, store_url: str) -> None:
+    """When parsing lags fetching, fetched documents must not pile up in memory."""
+    urls = {f"https://portal.example.vn/{n}.rss": rss(ITEMS[n : n + 1]) for n in range(2)}
+    a, b = list(urls)
+    settings = settings_for(tmp_path, store_url, source("a", a) + source("b", b))
+
+    def run(backlog_bytes: int) -> list[str]:
+        events: list[str] = []
+
+        async def go() -> None:
+            store = RecordingStore(settings.storage.url, events)
+            fetcher = FakeFetcher(urls, events)
+            async with Syndication(
+                settings, clock=Clock(), store=store, fetcher=fetcher, backlog_bytes=backlog_bytes
+            ) as syn:
+                await syn.poll()
+
+        asyncio.run(go())
+        return events
+
+    # One byte of backlog: the second source starts only after the first one is saved.
+    assert run(1) == [f"fetch {a}", "save a", f"fetch {b}", "save b"]
+    # Room enough: both are fetched before either is saved.
+    assert run(10**8)[:2] == [f"fetch {a}", f"fetch {b}"]
