@@ -53,6 +53,9 @@ class Format(StrEnum):
     json = "json"
 
 
+FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for tools.")]
+
+
 class _State:
     config_path: Path | None = None
 
@@ -187,9 +190,7 @@ async def _fetch(settings: config.Settings, source_ids: list[str] | None) -> lis
 
 @app.command()
 def sources(
-    format: Annotated[
-        Format, typer.Option("--format", "-f", help="table for people, json for tools.")
-    ] = Format.table,
+    format: FormatOption = Format.table,
 ) -> None:
     """List configured sources with last success, last error and next attempt."""
     with _errors():
@@ -245,13 +246,13 @@ def articles(
     category: Annotated[str | None, typer.Option("--category", help="Only this category slug.")] = None,
     search: Annotated[
         str | None,
-        typer.Option("--search", help='Words to find; diacritics optional ("ha noi" finds "Hà Nội").'),
+        typer.Option(
+            "--search", help='Text to find, as a phrase; diacritics optional ("uy ban" finds "Ủy ban").'
+        ),
     ] = None,
     source: Annotated[str | None, typer.Option("--source", help="Only articles from this source id.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="At most this many.")] = 20,
-    format: Annotated[
-        Format, typer.Option("--format", "-f", help="table for people, json for tools.")
-    ] = Format.table,
+    format: FormatOption = Format.table,
 ) -> None:
     """List stored articles, newest first."""
     with _errors():

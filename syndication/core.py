@@ -36,6 +36,7 @@ from syndication.types import (
     Article,
     Clock,
     FetchRequest,
+    FetchResult,
     KeyedArticle,
     PollRecord,
     PollResult,
@@ -305,18 +306,25 @@ class Syndication:
             else:
                 _settle(batch, None)
 
-    async def _poll_feed(self, spec: SourceSpec, state: SourceState | None, ticket: _Ticket) -> _Outcome:
-        now = self.clock()
+    async def _fetch_source(
+        self, spec: SourceSpec, state: SourceState | None, ticket: _Ticket, accept: str
+    ) -> FetchResult:
+        """The source's own URL (feed or listing page), conditional on what we last saw."""
         response = await self.fetcher.fetch(
             FetchRequest(
                 url=spec.url,
                 etag=state.etag if state else None,
                 last_modified=state.last_modified if state else None,
                 allow_private_network=spec.allow_private_network,
-                accept=FEED_ACCEPT,
+                accept=accept,
             )
         )
         ticket.add(len(response.content))
+        return response
+
+    async def _poll_feed(self, spec: SourceSpec, state: SourceState | None, ticket: _Ticket) -> _Outcome:
+        now = self.clock()
+        response = await self._fetch_source(spec, state, ticket, FEED_ACCEPT)
         hints = _hints(response.headers, now)
         if response.not_modified:
             return self._outcome(spec, now, SaveCounts(), response.etag, response.last_modified, True, hints)
@@ -335,16 +343,7 @@ class Syndication:
 
     async def _poll_html(self, spec: SourceSpec, state: SourceState | None, ticket: _Ticket) -> _Outcome:
         now = self.clock()
-        listing = await self.fetcher.fetch(
-            FetchRequest(
-                url=spec.url,
-                etag=state.etag if state else None,
-                last_modified=state.last_modified if state else None,
-                allow_private_network=spec.allow_private_network,
-                accept=HTML_ACCEPT,
-            )
-        )
-        ticket.add(len(listing.content))
+        listing = await self._fetch_source(spec, state, ticket, HTML_ACCEPT)
         hints = _hints(listing.headers, now)
         if listing.not_modified:
             return self._outcome(spec, now, SaveCounts(), listing.etag, listing.last_modified, True, hints)

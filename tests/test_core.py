@@ -328,3 +328,31 @@ def test_a_full_backlog_holds_new_sources_until_saved(tmp_path: Path, store_url:
     assert run(1) == [f"fetch {a}", "save a", f"fetch {b}", "save b"]
     # Room enough: both are fetched before either is saved.
     assert run(10**8)[:2] == [f"fetch {a}", f"fetch {b}"]
+
+
+def test_story_republished_elsewhere_is_shown_once(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    body = "".join(
+        f"<p>Đoàn giám sát số {n} của Ủy ban Kiểm tra Đảng ủy Khối làm việc với chi bộ cơ sở thứ {n}, "
+        f"xem xét việc thực hiện nghị quyết và chương trình công tác quý {n % 4 + 1} năm 2026.</p>"
+        for n in range(1, 13)
+    )
+    original = [("https://portal.example.vn/tin/7.html", "Ủy ban Kiểm tra giám sát chuyên đề", body)]
+    # Another portal copies it under its own URL, writes "Uỷ" with the other tone placement,
+    # and adds a line of its own.
+    copied_body = body.replace("Ủy", "Uỷ") + "<p>Nguồn: portal.example.vn</p>"
+    copy = [("https://baokhac.example.org/bai/99", "Uỷ ban Kiểm tra  giám sát chuyên đề", copied_body)]
+    server.add("/goc.rss", rss(original))
+    server.add("/ban-sao.rss", rss(copy))
+    settings = settings_for(
+        tmp_path, store_url, source("goc", server.url("/goc.rss")) + source("sao", server.url("/ban-sao.rss"))
+    )
+    poll(settings, Clock(), ["goc"])
+    poll(settings, Clock(START + timedelta(hours=1)), ["sao"])
+    with stored(settings) as store:
+        shown = store.list_articles()
+        everything = store.list_articles(include_duplicates=True)
+    assert [a.url for a in shown] == [original[0][0]]
+    (dup,) = [a for a in everything if a.url == copy[0][0]]
+    assert dup.duplicate_of == shown[0].id

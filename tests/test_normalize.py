@@ -21,21 +21,10 @@ from syndication.ingest.normalize import (
     sanitize_html,
     text_to_html,
 )
+from tests.vietnamese import encode_cp1258
 
 SAIGON = ZoneInfo("Asia/Ho_Chi_Minh")
 BASE = "https://vnexpress.net/thoi-su/bai-viet.html"
-TONES = "\u0300\u0301\u0303\u0309\u0323"
-
-
-def encode_cp1258(text: str) -> bytes:
-    """windows-1258 has the vowel letters (â, ơ, ư...) but writes tones as combining marks."""
-    out = []
-    for char in text:
-        decomposed = unicodedata.normalize("NFD", char)
-        base = "".join(c for c in decomposed if c not in TONES)
-        tone = "".join(c for c in decomposed if c in TONES)
-        out.append(unicodedata.normalize("NFC", base) + tone)
-    return "".join(out).encode("cp1258")
 
 
 # ---------------------------------------------------------------- sanitize_html

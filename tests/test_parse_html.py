@@ -33,6 +33,7 @@ from syndication.ingest.parse_html import (
     selector_problem,
 )
 from syndication.types import ArticleData, HtmlRules
+from tests.vietnamese import encode_cp1258
 
 SAIGON = ZoneInfo("Asia/Ho_Chi_Minh")
 DATA = Path(__file__).parent / "data" / "portal"
@@ -81,7 +82,6 @@ BOILERPLATE = (
     "Tin đọc nhiều",
     "Lịch công tác tuần 48",
 )
-TONES = "\u0300\u0301\u0303\u0309\u0323"
 
 # The explicit rules a source would configure for the fixture portal.
 PORTAL_RULES = HtmlRules(
@@ -93,17 +93,6 @@ PORTAL_RULES = HtmlRules(
     date=".news-detail .date",
     image=".content img",
 )
-
-
-def encode_cp1258(text: str) -> bytes:
-    """windows-1258 has the vowel letters (â, ơ, ư...) but writes tones as combining marks."""
-    out = []
-    for char in text:
-        decomposed = unicodedata.normalize("NFD", char)
-        base = "".join(c for c in decomposed if c not in TONES)
-        tone = "".join(c for c in decomposed if c in TONES)
-        out.append(unicodedata.normalize("NFC", base) + tone)
-    return "".join(out).encode("cp1258")
 
 
 def page_bytes(name: str) -> bytes:
