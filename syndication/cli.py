@@ -53,7 +53,9 @@ class Format(StrEnum):
     json = "json"
 
 
-FormatOption = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for tools.")]
+FormatOption = Annotated[
+    Format, typer.Option("--format", "-f", metavar="table|json", help="table for people, json for tools.")
+]
 
 
 class _State:
@@ -76,12 +78,13 @@ def _main(
         typer.Option(
             "--config",
             "-c",
+            metavar="FILE",
             help="Configuration file (default: $SYNDICATION_CONFIG, else config/syndication.toml).",
             show_default=False,
         ),
     ] = None,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log details (warnings are always logged).")
+        bool, typer.Option("--verbose", "-v", help="Also log what happens, not only errors.")
     ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
@@ -137,7 +140,8 @@ def _local(when: datetime | None, tz: tzinfo) -> str:
 @app.command()
 def fetch(
     source: Annotated[
-        list[str] | None, typer.Option("--source", "-s", help="Poll only this source id (repeatable).")
+        list[str] | None,
+        typer.Option("--source", "-s", metavar="ID", help="Poll only this source (repeatable)."),
     ] = None,
 ) -> None:
     """Poll sources once (all, or --source ID) and print what each one brought.
@@ -243,15 +247,23 @@ async def _sources(settings: config.Settings) -> list[Any]:
 
 @app.command()
 def articles(
-    category: Annotated[str | None, typer.Option("--category", help="Only this category slug.")] = None,
+    category: Annotated[
+        str | None, typer.Option("--category", metavar="SLUG", help="Only this category.")
+    ] = None,
     search: Annotated[
         str | None,
         typer.Option(
-            "--search", help='Text to find, as a phrase; diacritics optional ("uy ban" finds "Ủy ban").'
+            "--search",
+            metavar="TEXT",
+            help='Text to find, as a phrase; diacritics optional ("uy ban" finds "Ủy ban").',
         ),
     ] = None,
-    source: Annotated[str | None, typer.Option("--source", help="Only articles from this source id.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=10000, help="At most this many.")] = 20,
+    source: Annotated[
+        str | None, typer.Option("--source", metavar="ID", help="Only articles from this source.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, max=10000, help="At most this many.")
+    ] = 20,
     format: FormatOption = Format.table,
 ) -> None:
     """List stored articles, newest first."""
