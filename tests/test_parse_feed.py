@@ -477,3 +477,20 @@ def test_any_bytes_give_a_document_or_parse_error(content: bytes) -> None:
     except ParseError:
         return
     assert isinstance(doc, ParsedDocument)
+
+
+def test_external_entities_are_never_resolved(tmp_path: Path) -> None:
+    secret = tmp_path / "bi-mat.txt"
+    secret.write_text("mật khẩu của Văn phòng Đảng uỷ", encoding="utf-8")
+    feed = f"""<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE rss [
+  <!ENTITY xxe SYSTEM "{secret.as_uri()}">
+  <!ENTITY % remote SYSTEM "http://127.0.0.1:9/evil.dtd"> %remote;
+]>
+<rss version="2.0"><channel><title>Tin &xxe;</title><link>https://portal.example.vn/</link>
+<item><title>Bài &xxe; viết</title><link>https://portal.example.vn/1.html</link>
+<description>Nội dung &xxe;</description></item></channel></rss>""".encode()
+    doc = parse_feed(feed, url="https://portal.example.vn/rss", declared_charset=None, tz=SAIGON)
+    assert "mật khẩu" not in all_text(doc)
+    assert doc.articles[0].url == "https://portal.example.vn/1.html"
+    assert "removed the DOCTYPE declaration (its entities are never expanded)" in doc.warnings
