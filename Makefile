@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev lint clean bench-ingest constraints
+.PHONY: run test setup setup-dev lint clean bench-ingest bench-feeds constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ test: lint
 bench-ingest: setup
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bench]'
 	$(BIN)/python bench/ingest.py
+
+bench-feeds: setup
+	$(BIN)/python bench/feeds.py
 
 # Regenerate the full pin list from a fresh venv with every extra installed.
 constraints:

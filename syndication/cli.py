@@ -8,6 +8,7 @@ that is not a ``SyndicationError`` is a bug and keeps its traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -41,8 +42,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Manage the store's database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
+feeds_app = typer.Typer(help="Build the published feeds (RSS, Atom, JSON Feed).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
+app.add_typer(feeds_app, name="feeds")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -336,6 +339,95 @@ def config_check() -> None:
         markup=False,
         highlight=False,
     )
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", metavar="ADDRESS", help="Listen here (default: server.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", metavar="PORT", help="Listen on this port (default: server.port).")
+    ] = None,
+) -> None:
+    """Serve the feeds and the pages for people over HTTP until stopped (Ctrl-C).
+
+    Feeds are built at start and rebuilt when articles change, also when another
+    process (syndication fetch) changed them.
+    """
+    with _errors():
+        settings = _settings()
+        templates = _templates_dir()
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(
+                _serve(settings, templates, host or settings.server.host, port or settings.server.port)
+            )
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
+        return None
+    return uvloop.new_event_loop
+
+
+def _templates_dir() -> Path:
+    """The templates shipped in the package (``syndication/web/templates`` is the
+    repository's top-level ``templates/``, linked in development, copied in a wheel)."""
+    shipped = Path(__file__).parent / "web" / "templates"
+    if not (shipped / "index.html").is_file():
+        raise SyndicationError(f"the web templates are missing from {shipped}; reinstall syndication")
+    return shipped
+
+
+async def _serve(settings: config.Settings, templates: Path, host: str, port: int) -> None:
+    import uvicorn
+
+    from syndication.web.app import create_app
+    from syndication.web.server import config as server_config
+
+    async with Syndication(settings) as syn:
+        service = await syn.feed_service()
+        app = create_app(
+            service,
+            templates_dir=templates,
+            cache_max_age=int(settings.feeds.cache_max_age.total_seconds()),
+            timezone=settings.site.timezone,
+        )
+        server = uvicorn.Server(server_config(app, host=host, port=port, log_level="warning", lifespan="off"))
+        err.print(f"Serving feeds at http://{host}:{port}/ (public address {settings.site.base_url})")
+        watcher = asyncio.create_task(service.watch())
+        try:
+            await server.serve()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+
+@feeds_app.command("build")
+def feeds_build(
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="DIR", help="Folder to write into (created if missing)."),
+    ],
+) -> None:
+    """Write every feed (every page, three formats), the OPML list and the stylesheet to DIR,
+    with the same bytes the server sends, for nginx or a CDN."""
+    with _errors():
+        settings = _settings()
+        written = _run(_export(settings, out_dir))
+    out.print(f"wrote {len(written)} files to {out_dir}", markup=False, highlight=False)
+
+
+async def _export(settings: config.Settings, out: Path) -> list[Path]:
+    async with Syndication(settings) as syn:
+        service = await syn.feed_service()
+        try:
+            return await service.export(out)
+        except OSError as exc:
+            raise SyndicationError(f"cannot write to {out}: {exc.strerror or exc}") from exc
 
 
 def main() -> None:

@@ -70,6 +70,27 @@ class FetchSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FeedSettings:
+    items: int = 50
+    """Items per feed page; older items are on ``?page=2`` and on."""
+    ttl: timedelta = timedelta(minutes=15)
+    """What feeds tell readers about how often to poll."""
+    rights: str = ""
+    """Copyright line; empty means "© <site title>"."""
+    refresh: timedelta = timedelta(seconds=5)
+    """How often the web server checks the store for changes made by other processes."""
+    cache_max_age: timedelta = timedelta(minutes=5)
+    """``Cache-Control: max-age`` on feed responses."""
+    websub_hub: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Category:
     slug: str
     title: str
@@ -83,6 +104,8 @@ class Settings:
     fetch: FetchSettings
     categories: tuple[Category, ...]
     sources: tuple[SourceSpec, ...]
+    feeds: FeedSettings = FeedSettings()
+    server: ServerSettings = ServerSettings()
 
     def source(self, source_id: str) -> SourceSpec | None:
         return next((s for s in self.sources if s.id == source_id), None)
@@ -296,7 +319,7 @@ def load(path: Path | str | None = None, *, environ: Mapping[str, str] | None = 
 def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Settings:
     c = _Checker(file)
     base = file.parent
-    c.unknown(data, "", {"site", "storage", "fetch", "categories", "sources"})
+    c.unknown(data, "", {"site", "storage", "fetch", "feeds", "server", "websub", "categories", "sources"})
 
     site_t = c.table(data, "site")
     c.unknown(site_t, "site.", {"title", "base_url", "language", "timezone", "description"})
@@ -337,13 +360,22 @@ def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Se
     storage = StorageSettings(url=url)
 
     fetch = _fetch_settings(c, c.table(data, "fetch"))
+    feeds = _feed_settings(c, c.table(data, "feeds"), c.table(data, "websub"))
+    server = _server_settings(c, c.table(data, "server"))
     categories = _categories(c, data.get("categories", []))
     sources = _sources(c, data.get("sources", []), {cat.slug for cat in categories}, base)
 
     if c.problems:
         raise ConfigError(str(file), c.problems)
     return Settings(
-        path=file, site=site, storage=storage, fetch=fetch, categories=categories, sources=sources
+        path=file,
+        site=site,
+        storage=storage,
+        fetch=fetch,
+        categories=categories,
+        sources=sources,
+        feeds=feeds,
+        server=server,
     )
 
 
@@ -388,6 +420,40 @@ def _fetch_settings(c: _Checker, t: Mapping[str, Any]) -> FetchSettings:
     )
 
 
+def _feed_settings(c: _Checker, t: Mapping[str, Any], websub: Mapping[str, Any]) -> FeedSettings:
+    d = FeedSettings()
+    p = "feeds."
+    c.unknown(t, p, {"items", "ttl", "rights", "refresh", "cache_max_age"})
+    items = c.get(t, p, "items", int, d.items) or d.items
+    if not 1 <= items <= 1000:
+        c.problem(p + "items", f"must be between 1 and 1000, got {items}")
+        items = d.items
+    c.unknown(websub, "websub.", {"hub"})
+    hub = c.get(websub, "websub.", "hub", str)
+    if hub is not None and urlsplit(hub).scheme not in ("http", "https"):
+        c.problem("websub.hub", f'expected an http:// or https:// URL, got "{hub}"')
+        hub = None
+    return FeedSettings(
+        items=items,
+        ttl=c.convert(t, p, "ttl", parse_duration, d.ttl),
+        rights=c.get(t, p, "rights", str, "") or "",
+        refresh=c.convert(t, p, "refresh", parse_duration, d.refresh),
+        cache_max_age=c.convert(t, p, "cache_max_age", parse_duration, d.cache_max_age),
+        websub_hub=hub,
+    )
+
+
+def _server_settings(c: _Checker, t: Mapping[str, Any]) -> ServerSettings:
+    d = ServerSettings()
+    p = "server."
+    c.unknown(t, p, {"host", "port"})
+    port = c.get(t, p, "port", int, d.port)
+    if port is None or not 1 <= port <= 65535:
+        c.problem(p + "port", f"must be between 1 and 65535, got {port}")
+        port = d.port
+    return ServerSettings(host=c.get(t, p, "host", str, d.host) or d.host, port=port)
+
+
 def _categories(c: _Checker, items: object) -> tuple[Category, ...]:
     if not isinstance(items, list):
         c.problem("categories", "expected an array of tables ([[categories]])")
@@ -410,6 +476,8 @@ def _categories(c: _Checker, items: object) -> tuple[Category, ...]:
             )
         elif slug in seen:
             c.problem(p + "slug", f'"{slug}" is used by another category')
+        elif slug == "all" or slug.startswith("source-"):
+            c.problem(p + "slug", f'"{slug}" is reserved for feed names ("all", "source-<id>")')
         seen.add(slug)
         result.append(Category(slug=slug, title=title.strip()))
     return tuple(result)

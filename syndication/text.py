@@ -157,7 +157,7 @@ def search_key(text: str) -> str:
     odd = _NOT_ASCII_OR_MARK.findall(text)
     if any(char.isalnum() for run in odd for char in run):
         # Letters beyond Latin (Cyrillic, Chinese, "ø"...): the general, slower rule.
-        return _NON_WORD.sub(" ", _strip_marks(text)).strip()
+        return search_key_general(text)
     # Vietnamese and other Latin text: after NFKD only ASCII, combining marks and a
     # little punctuation remain, so bytes operations do the same work several times
     # faster (this runs over every article body). ``search_key_general`` is the rule.
@@ -168,7 +168,8 @@ def search_key(text: str) -> str:
 def search_key_general(text: str) -> str:
     """``search_key`` by its general rule alone (tests check the fast path against it)."""
     text = unicodedata.normalize("NFKD", _ILLEGAL_CHARS.sub("", text).casefold()).replace("đ", "d")
-    return _NON_WORD.sub(" ", _strip_marks(text)).strip()
+    # Casefold again: compatibility forms decompose to capitals ("𝕊" -> "S").
+    return _NON_WORD.sub(" ", _strip_marks(text).casefold()).strip()
 
 
 _NOT_ASCII_OR_MARK = re.compile("[^\x00-\x7f\u0300-\u036f]+")

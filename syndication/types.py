@@ -225,3 +225,69 @@ class PollResult:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     next_attempt: datetime | None = None
+
+
+# --- feeds we publish ---------------------------------------------------------------
+
+FeedFormat = Literal["rss", "atom", "json"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Channel:
+    """What every feed says about the site (from ``[site]`` and ``[feeds]``)."""
+
+    title: str
+    link: str
+    """The site's public address (``site.base_url``), with a trailing slash."""
+    description: str
+    language: str
+    rights: str
+    """Copyright line, e.g. "© Đảng bộ Khối các cơ quan tỉnh"."""
+    ttl: timedelta
+    """How often readers should poll (RSS ``ttl``)."""
+    websub_hub: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedSpec:
+    """One feed we publish: everything, a category, or a source."""
+
+    name: str
+    """``all``, a category slug, or ``source-<id>``: the file name under ``/feeds/``."""
+    title: str
+    """Shown to people, e.g. "Xây dựng Đảng"."""
+    description: str
+    category: str | None = None
+    source_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedPage:
+    """One page of one feed, ready to render: pure data, no store access needed."""
+
+    feed: FeedSpec
+    page: int
+    """1 is the newest; RFC 5005 ``next`` goes to older pages."""
+    last_page: int
+    articles: tuple[Article, ...]
+    updated: datetime
+    """Newest ``updated`` of the articles, or the build time of an empty feed."""
+    category_titles: Mapping[str, str] = field(default_factory=dict)
+    """Category slug -> title, for item categories."""
+    source_titles: Mapping[str, str] = field(default_factory=dict)
+    """Source id -> display name, for attribution."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedDocument:
+    """A built feed file, exactly the bytes the server sends."""
+
+    name: str
+    format: FeedFormat
+    page: int
+    body: bytes
+    content_type: str
+    """With charset, e.g. ``application/rss+xml; charset=utf-8``."""
+    etag: str
+    """Strong validator, quoted: ``"<sha256 prefix>"``."""
+    last_modified: datetime

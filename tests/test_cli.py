@@ -176,7 +176,15 @@ def test_db_upgrade_and_config_check(tmp_path: Path, store_url: str) -> None:
     assert "2 categories, 0 sources" in check.stdout
 
 
-COMMANDS = [["fetch"], ["sources"], ["articles"], ["db", "upgrade"], ["config", "check"]]
+COMMANDS = [
+    ["fetch"],
+    ["sources"],
+    ["articles"],
+    ["serve"],
+    ["feeds", "build"],
+    ["db", "upgrade"],
+    ["config", "check"],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

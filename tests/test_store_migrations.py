@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.pool import NullPool
 
 from syndication.errors import StoreError
-from syndication.store import Store
+from syndication.store import Store, migrate
 from syndication.store.migrate import MIGRATIONS, head_revisions
-from syndication.store.schema import metadata
+from syndication.store.schema import article_categories, article_sources, articles, metadata
+from syndication.types import ArticleData, ArticleKeys, KeyedArticle, SourceSpec
 
 TABLES = {
     "sources",
@@ -22,6 +24,7 @@ TABLES = {
     "article_categories",
     "article_sources",
     "page_validators",
+    "feed_scopes",
     "alembic_version",
 }
 
@@ -63,6 +66,98 @@ def test_migrations_are_python_files_the_wheel_ships() -> None:
     assert (MIGRATIONS / "env.py").is_file()
     scripts = sorted(p.name for p in (MIGRATIONS / "versions").iterdir() if p.suffix == ".py")
     assert scripts[0] == "0001_initial.py"
+
+
+def source(id: str) -> SourceSpec:
+    return SourceSpec(
+        id=id, url=f"https://{id}.vn/rss", kind="feed", categories=(), interval=timedelta(hours=1)
+    )
+
+
+def test_upgrade_0001_to_0002_keeps_data_and_marks_every_feed_changed(store_url: str) -> None:
+    published = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    # As syndication wrote them at 0001: articles 2 and 4 duplicate 1, which got their categories.
+    first_sources = {1: "a", 2: "b", 3: "c", 4: "d"}
+    roots = {2: 1, 4: 1}
+    categories = [(1, "x"), (1, "y"), (2, "y"), (3, "z"), (4, "x")]
+    listed = [(1, "a"), (2, "b"), (3, "c"), (3, "a"), (4, "d")]
+    rows = [
+        {
+            "id": id,
+            "identity": f"url:https://a.vn/{id}",
+            "url": f"https://a.vn/{id}",
+            "title": f"Tin {id}",
+            "title_key": f"tin {id}",
+            "published": published + timedelta(hours=id),
+            "updated": published + timedelta(hours=id),
+            "first_seen": published,
+            "source_id": source_id,
+            "content_hash": str(id),
+            "duplicate_of": roots.get(id),
+        }
+        for id, source_id in first_sources.items()
+    ]
+
+    with Store(store_url) as store:
+        with store._db.schema_transaction("upgrade to 0001") as connection:
+            migrate.upgrade(connection, "0001")
+        assert store.revision() == "0001"
+        store.sync_sources([source(s) for s in "abcd"])
+        engine = raw_engine(store_url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    sqlalchemy.insert(articles), sorted(rows, key=lambda row: row["id"] in roots)
+                )
+                connection.execute(
+                    sqlalchemy.insert(article_categories),
+                    [{"article_id": i, "category": c} for i, c in categories],
+                )
+                connection.execute(
+                    sqlalchemy.insert(article_sources), [{"article_id": i, "source_id": s} for i, s in listed]
+                )
+        finally:
+            engine.dispose()
+        before = store.list_articles(include_duplicates=True)
+        assert len(before) == 4
+
+        assert store.needs_upgrade()
+        store.upgrade()
+        assert store.revision() == "0002"
+        assert store.list_articles(include_duplicates=True) == before
+        # Version 1 for every feed with an article to show; sources b and d list only duplicates.
+        assert store.content_version() == 1
+        assert store.changed_scopes(since=0) == (
+            1,
+            frozenset({"all", "category:x", "category:y", "category:z", "source:a", "source:c"}),
+        )
+
+        # Saving goes on from there: article 3, listed by a new source into a new category.
+        (stored,) = store.list_articles(category="z")
+        store.sync_sources([source("e")])
+        again = KeyedArticle(
+            data=ArticleData(guid=None, url=stored.url, title=stored.title, published=stored.published),
+            keys=ArticleKeys(
+                identity=stored.identity,
+                title_key="tin 3",
+                body_key="",
+                search_text="tin 3",
+                content_hash="3",
+            ),
+        )
+        store.save_articles(source_id="e", categories=["w"], articles=[again], now=published)
+        assert store.changed_scopes(since=1) == (
+            2,
+            frozenset({"all", "category:w", "category:z", "source:a", "source:c", "source:e"}),
+        )
+
+
+def test_upgrading_an_empty_0001_database_starts_at_version_zero(store_url: str) -> None:
+    with Store(store_url) as store:
+        with store._db.schema_transaction("upgrade to 0001") as connection:
+            migrate.upgrade(connection, "0001")
+        store.upgrade()
+        assert store.changed_scopes(since=0) == (0, frozenset())
 
 
 def test_sqlite_settings(tmp_path: Path) -> None:

@@ -157,6 +157,28 @@ class HttpFetcher:
                 return await self._fetch_file(request)
             return await self._fetch_http(request, attempt)
 
+    async def post_form(self, url: str, form: dict[str, str]) -> int:
+        """POST a form (a WebSub publish ping) and return the status; the body is ignored.
+
+        Only for URLs from the operator's configuration: no internal-address check.
+
+        Raises:
+            FetchError: network failure or an HTTP error status.
+        """
+        attempt = _Attempt(url=url, timeout=self._timeout, total_timeout=self._total_timeout)
+        with _fetch_errors(attempt):
+            check_url(url)
+            parsed = httpx.URL(url)
+            async with self._slot(parsed.host), asyncio.timeout(self._total_timeout):
+                response = await self._open.post(parsed, data=form)
+            if response.status_code >= 400:
+                raise FetchError(
+                    f"HTTP {response.status_code} {response.reason_phrase}".rstrip(),
+                    url=redact_url(url),
+                    status=response.status_code,
+                )
+            return response.status_code
+
     # -- HTTP -------------------------------------------------------------------------
 
     async def _fetch_http(self, request: FetchRequest, attempt: _Attempt) -> FetchResult:

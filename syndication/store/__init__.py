@@ -1,8 +1,9 @@
-"""The durable store: sources and their poll state, articles, page validators; migrations.
+"""The durable store: sources and their poll state, articles, page validators,
+versions of published feeds; migrations.
 
 ``Store`` is the one interface the rest of syndication uses. Its methods are
-split by domain into query modules (``sources``, ``pages``, ``articles``) that
-take a connection; ``Store`` opens one transaction per call, holds the write
+split by domain into query modules (``sources``, ``pages``, ``articles``,
+``scopes``) that take a connection; ``Store`` opens one transaction per call, holds the write
 lock for writes, and is the edge where database errors become ``StoreError``
 (``engine.wrap_errors``). The schema lives in ``schema``; the database is
 created and changed only by the Alembic migrations in ``migrations/``.
@@ -17,6 +18,12 @@ PostgreSQL too. Every method is thread-safe.
 
 SQLite is the default (a file; its directory is created if missing);
 PostgreSQL works by changing the URL to ``postgresql+psycopg://...``.
+
+Change tracking, for publishing feeds without database work per request: every
+save that changes what a feed shows gives a new, larger version to the scopes of
+the feeds it changed (``"all"``, ``"category:<slug>"``, ``"source:<id>"``), in the
+same transaction. ``content_version()`` and ``changed_scopes(since=...)`` are one
+cheap query each, and see saves made by other processes as soon as they commit.
 Every datetime going in must be timezone-aware, and every one coming out is
 aware UTC.
 
@@ -34,6 +41,7 @@ from syndication.types import Article, KeyedArticle, PollRecord, SaveCounts, Sou
 from . import articles as _articles
 from . import migrate as _migrate
 from . import pages as _pages
+from . import scopes as _scopes
 from . import sources as _sources
 from .engine import Database
 
@@ -197,6 +205,14 @@ class Store:
           were published within ``articles.SHORT_BODY_WINDOW``), it becomes a
           duplicate of that article's root, which also gets the categories.
         - Nothing is ever deleted.
+        - Feeds changed (see ``changed_scopes``) when something a feed shows did:
+          an article that is not a duplicate was inserted, changed visibly (as
+          counted in ``updated``), got a category or was listed by a source for the
+          first time. Then one new version is given to "all" and to every category
+          and source scope of every such article (all its categories and sources,
+          old and new). Duplicates are hidden from feeds and change none, except
+          that a root getting a duplicate's category is a change of the root. A batch
+          that changes nothing a feed shows leaves every version as it was.
 
         Raises:
             StoreError: the source is unknown, or the database failed (nothing was saved).
@@ -213,14 +229,18 @@ class Store:
         search: str | None = None,
         source_id: str | None = None,
         limit: int = 50,
+        offset: int = 0,
         include_duplicates: bool = False,
     ) -> list[Article]:
-        """Up to ``limit`` articles, newest first (published, then id, descending).
+        """Up to ``limit`` articles, newest first (published, then id, descending), skipping ``offset``.
 
         ``category``: only articles in it. ``source_id``: only articles that source
         listed. ``search``: a string already folded with ``text.search_key``; it must
         appear in the article's search text as a phrase starting at a word. Duplicates are left
-        out unless ``include_duplicates``.
+        out unless ``include_duplicates``. The order is total, so pages taken with
+        ``offset`` neither skip nor repeat articles while nothing is saved between them
+        (use ``changed_scopes`` to know when something was). A negative limit or
+        offset counts as 0.
 
         Raises:
             StoreError: the database failed.
@@ -232,6 +252,7 @@ class Store:
                 search=search,
                 source_id=source_id,
                 limit=limit,
+                offset=offset,
                 include_duplicates=include_duplicates,
             )
 
@@ -244,11 +265,54 @@ class Store:
         with self._db.transaction("read an article") as connection:
             return _articles.get_article(connection, id)
 
-    def count_articles(self) -> int:
-        """How many articles are stored, duplicates included.
+    def count_articles(
+        self,
+        *,
+        category: str | None = None,
+        source_id: str | None = None,
+        include_duplicates: bool = True,
+    ) -> int:
+        """How many articles ``list_articles`` with the same arguments lists without a limit.
+
+        ``category`` and ``source_id`` filter as in ``list_articles``. Unlike there,
+        duplicates are counted unless ``include_duplicates=False``: with no arguments
+        this is every stored article, as it always was. To count the articles of a
+        feed (to number its pages), pass ``include_duplicates=False``.
 
         Raises:
             StoreError: the database failed.
         """
         with self._db.transaction("count articles") as connection:
-            return _articles.count_articles(connection)
+            return _articles.count_articles(
+                connection, category=category, source_id=source_id, include_duplicates=include_duplicates
+            )
+
+    # --- feed versions ------------------------------------------------------------
+
+    def content_version(self) -> int:
+        """The version of the newest save that changed a feed; 0 when none ever did.
+
+        Versions only grow (1, 2, 3...), committed in order: a reader that saw
+        version ``v`` has seen every change up to ``v``. Read the version before
+        the articles, so a save committed in between is seen again next time.
+        One query.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read the content version") as connection:
+            return _scopes.content_version(connection)
+
+    def changed_scopes(self, *, since: int) -> tuple[int, frozenset[str]]:
+        """``(content_version(), scopes changed after version since)``, read together in one query.
+
+        Scopes name feeds: ``"all"``, ``"category:<slug>"``, ``"source:<id>"``.
+        Since 0: every scope that ever had an article. A ``since`` newer than the
+        current version (the database was replaced or restored) gives no scopes:
+        a reader seeing the version go down should rebuild everything.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read changed feeds") as connection:
+            return _scopes.changed_scopes(connection, since=since)

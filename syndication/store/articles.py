@@ -1,9 +1,11 @@
-"""Queries about articles: saving the batch of one source poll, listing, reading one.
+"""Queries about articles: saving the batch of one source poll, listing, counting, reading one.
 
 Saving is batched for speed: a poll's articles are looked up with a few
 ``IN (...)`` queries and written with ``executemany``; nothing is done per
 article in a round trip of its own. The rules (identity, updates that never
-wipe stored data, near-duplicates) are documented on ``save_articles``.
+wipe stored data, near-duplicates) are documented on ``save_articles``. A save
+that changes what a feed shows marks the feeds changed in the same transaction
+(``scopes.touch``).
 
 Functions take a ``Connection`` already inside a transaction (``Store`` opens
 it, holds the write lock and translates errors); they neither commit nor catch.
@@ -22,6 +24,7 @@ from syndication import text
 from syndication.errors import StoreError
 from syndication.types import Article, KeyedArticle, SaveCounts
 
+from . import scopes
 from .schema import article_categories, article_sources, articles, sources
 from .util import chunks
 
@@ -204,12 +207,12 @@ def _insert_new(connection: Connection, new_rows: list[Row]) -> tuple[dict[str, 
 
 def _update_existing(
     connection: Connection, batch: Mapping[str, Row], ids: Mapping[str, int], now: datetime
-) -> int:
+) -> set[int]:
     """Apply the batch's rows to the stored articles ``ids`` (by identity) whose content hash differs;
-    how many changed in a way a reader sees."""
+    the ids of those that changed in a way a reader sees."""
     changed = {ids[identity]: batch[identity] for identity in ids}
     if not changed:
-        return 0
+        return set()
     visible: list[Row] = []
     quiet: list[Row] = []
     columns = [articles.c.id, *(articles.c[name] for name in _STORED)]
@@ -227,13 +230,16 @@ def _update_existing(
     for params in (visible, quiet):
         if params:
             connection.execute(statement, params)
-    return len(visible)
+    return {params["b_id"] for params in visible}
 
 
 def _add_missing(
     connection: Connection, table: Table, column: str, pairs: set[tuple[int, str]], *, known_ids: set[int]
-) -> None:
-    """Insert the ``(article_id, <column>)`` pairs not yet in ``table``; only ``known_ids`` can have some."""
+) -> set[int]:
+    """Insert the ``(article_id, <column>)`` pairs not yet in ``table``; only ``known_ids`` can have some.
+
+    Returns the ids of the articles that got a pair.
+    """
     article_id, value = table.c.article_id, table.c[column]
     values = sorted({pair[1] for pair in pairs})
     for part in chunks(sorted(known_ids & {pair[0] for pair in pairs})):
@@ -241,6 +247,7 @@ def _add_missing(
         pairs -= {(row[0], row[1]) for row in connection.execute(query)}
     if pairs:
         connection.execute(insert(table), [{"article_id": i, column: v} for i, v in sorted(pairs)])
+    return {pair[0] for pair in pairs}
 
 
 def save_articles(
@@ -272,7 +279,7 @@ def save_articles(
         for identity, (article_id, content_hash, _) in stored.items()
         if content_hash != batch[identity]["content_hash"]
     }
-    updated = _update_existing(connection, batch, changed, now)
+    visible = _update_existing(connection, batch, changed, now)
 
     new_rows = [row for identity, row in batch.items() if identity not in stored]
     for row in new_rows:
@@ -288,21 +295,27 @@ def save_articles(
     roots |= {root for _, _, root in stored.values() if root is not None}
     listed = old_ids | set(new_ids.values())
     wanted = list(dict.fromkeys(categories))
-    _add_missing(
+    recategorised = _add_missing(
         connection,
         article_categories,
         "category",
         {(article_id, category) for article_id in listed | roots for category in wanted},
         known_ids=old_ids | roots,
     )
-    _add_missing(
+    relisted = _add_missing(
         connection,
         article_sources,
         "source_id",
         {(article_id, source_id) for article_id in listed},
         known_ids=old_ids,
     )
-    return SaveCounts(new=len(new_rows), updated=updated, unchanged=len(stored) - updated)
+
+    # Feeds hide duplicates, so a duplicate changes none by itself; its root (never a
+    # duplicate) changes feeds when it got one of the duplicate's categories.
+    hidden = {article_id for article_id, _, root in stored.values() if root is not None}
+    hidden |= {new_ids[row["identity"]] for row in new_rows if row["duplicate_of"] is not None}
+    scopes.touch(connection, (set(new_ids.values()) | visible | recategorised | relisted) - hidden)
+    return SaveCounts(new=len(new_rows), updated=len(visible), unchanged=len(stored) - len(visible))
 
 
 _ARTICLE_COLUMNS = (
@@ -354,17 +367,15 @@ def _read(connection: Connection, query: Select[Any]) -> list[Article]:
     ]
 
 
-def list_articles(
-    connection: Connection,
+def _filter(
+    query: Select[Any],
     *,
     category: str | None,
-    search: str | None,
     source_id: str | None,
-    limit: int,
     include_duplicates: bool,
-) -> list[Article]:
-    """Articles newest first; see ``Store.list_articles``."""
-    query = select(*_ARTICLE_COLUMNS)
+    search: str | None,
+) -> Select[Any]:
+    """``query`` (over ``articles``) restricted as ``Store.list_articles`` describes."""
     if category is not None:
         query = query.where(
             exists().where(
@@ -387,8 +398,30 @@ def list_articles(
         query = query.where(spaced.contains(" " + phrase, autoescape=True))
     if not include_duplicates:
         query = query.where(articles.c.duplicate_of.is_(None))
-    query = query.order_by(articles.c.published.desc(), articles.c.id.desc()).limit(max(limit, 0))
-    return _read(connection, query)
+    return query
+
+
+def list_articles(
+    connection: Connection,
+    *,
+    category: str | None,
+    search: str | None,
+    source_id: str | None,
+    limit: int,
+    offset: int,
+    include_duplicates: bool,
+) -> list[Article]:
+    """Articles newest first; see ``Store.list_articles``."""
+    query = _filter(
+        select(*_ARTICLE_COLUMNS),
+        category=category,
+        source_id=source_id,
+        include_duplicates=include_duplicates,
+        search=search,
+    )
+    # The id makes the order total, so pages by offset neither skip nor repeat an article.
+    query = query.order_by(articles.c.published.desc(), articles.c.id.desc())
+    return _read(connection, query.limit(max(limit, 0)).offset(max(offset, 0)))
 
 
 def get_article(connection: Connection, article_id: int) -> Article | None:
@@ -397,6 +430,15 @@ def get_article(connection: Connection, article_id: int) -> Article | None:
     return found[0] if found else None
 
 
-def count_articles(connection: Connection) -> int:
-    """Every stored article, duplicates included."""
-    return connection.scalar(select(func.count()).select_from(articles)) or 0
+def count_articles(
+    connection: Connection, *, category: str | None, source_id: str | None, include_duplicates: bool
+) -> int:
+    """How many articles ``list_articles`` would list without a limit; see ``Store.count_articles``."""
+    query = _filter(
+        select(func.count()).select_from(articles),
+        category=category,
+        source_id=source_id,
+        include_duplicates=include_duplicates,
+        search=None,
+    )
+    return int(connection.scalar(query) or 0)

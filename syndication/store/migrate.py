@@ -56,14 +56,15 @@ def check_known(current: frozenset[str]) -> None:
         )
 
 
-def upgrade(connection: Connection) -> None:
-    """Run every migration up to head on ``connection`` (already in a transaction).
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    """Run the migrations up to ``revision`` (the newest by default) on ``connection``
+    (already in a transaction).
 
     Raises:
         StoreError: Alembic refused (for example an unknown revision).
     """
     check_known(current_revisions(connection))
     try:
-        command.upgrade(_config(connection), "head")
+        command.upgrade(_config(connection), revision)
     except CommandError as error:
         raise StoreError(f"cannot upgrade the database: {error}") from error

@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -147,3 +148,14 @@ page_validators = Table(
     Column("last_modified", Text),
     Column("checked", UTCDateTime, nullable=False),
 )
+
+feed_scopes = Table(
+    "feed_scopes",
+    metadata,
+    # What a published feed shows changed at ``version``: "all", "category:<slug>" or "source:<id>".
+    # One counter for the whole store: every save that changes feeds takes max(version) + 1.
+    Column("scope", Text, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+# max(version) and "version > since" without reading the table.
+Index("ix_feed_scopes_version", feed_scopes.c.version)

@@ -28,6 +28,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from syndication import text
 from syndication.config import Settings
+from syndication.core.feeds import FeedService
 from syndication.errors import FetchError, ParseError, SourceError, StoreError, SyndicationError
 from syndication.ingest import decide, pipeline
 from syndication.ingest.fetch import Fetcher, HttpFetcher
@@ -96,6 +97,7 @@ class Syndication:
         self._started = False
         # Fetched bytes that may wait for parsing before new sources wait to start.
         self._backlog_bytes = backlog_bytes or max(BACKLOG_BYTES, 2 * settings.fetch.max_bytes)
+        self._feed_service: FeedService | None = None
         self._pending_records: list[tuple[PollRecord, asyncio.Future[None]]] = []
         self._record_writer: asyncio.Task[None] | None = None
 
@@ -207,7 +209,19 @@ class Syndication:
                 on_result(result)
 
         await asyncio.gather(*(run(spec) for spec in specs))
+        if self._feed_service is not None and any(r.status in ("new", "updated") for r in results.values()):
+            await self._feed_service.refresh()
         return [results[s.id] for s in specs]
+
+    async def feed_service(self) -> FeedService:
+        """The publisher of feeds, with page 1 of every feed built."""
+        if self._feed_service is None:
+            await self.start()
+            fetcher = self.fetcher
+            ping = fetcher.post_form if isinstance(fetcher, HttpFetcher) else None
+            self._feed_service = FeedService(self.settings, store=self.store, db=self._db, ping=ping)
+        await self._feed_service.start()
+        return self._feed_service
 
     async def _poll_one(self, spec: SourceSpec, state: SourceState | None, ticket: _Ticket) -> PollResult:
         now = self.clock()

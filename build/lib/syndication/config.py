@@ -1,0 +1,598 @@
+"""Load and validate the TOML configuration into frozen settings objects.
+
+No business logic here: this module only reads one file, checks every key, and
+reports *all* problems at once, each naming the file, the key and what is wrong
+(``ConfigError``). Relative paths (``file:`` source URLs, SQLite files) are
+resolved against the directory of the configuration file, so a config works the
+same whatever the current directory is. Secrets are never written in the file:
+a key ending in ``_env`` names the environment variable that holds the value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from syndication import __version__
+from syndication.errors import ConfigError
+from syndication.types import HtmlRules, SourceSpec
+
+DEFAULT_CONFIG = Path("config/syndication.toml")
+CONFIG_ENV = "SYNDICATION_CONFIG"
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteSettings:
+    title: str
+    base_url: str
+    language: str = "vi"
+    timezone: str = "Asia/Ho_Chi_Minh"
+    description: str = ""
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageSettings:
+    url: str
+
+    @property
+    def display_url(self) -> str:
+        """The URL without any password, for logs and messages."""
+        return redact_url(self.url)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchSettings:
+    user_agent: str = f"syndication/{__version__} (+https://github.com/syndication)"
+    timeout: float = 20.0
+    max_bytes: int = 20 * 1024 * 1024
+    max_redirects: int = 5
+    concurrency: int = 16
+    per_host: int = 4
+    backoff_cap: timedelta = timedelta(hours=6)
+    max_lower_bound: timedelta = timedelta(days=1)
+    parse_workers: int = 0
+    """Processes that parse documents; 0 means one per CPU, 1 means parse in a thread."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedSettings:
+    items: int = 50
+    """Items per feed page; older items are on ``?page=2`` and on."""
+    ttl: timedelta = timedelta(minutes=15)
+    """What feeds tell readers about how often to poll."""
+    rights: str = ""
+    """Copyright line; empty means "© <site title>"."""
+    refresh: timedelta = timedelta(seconds=5)
+    """How often the web server checks the store for changes made by other processes."""
+    cache_max_age: timedelta = timedelta(minutes=5)
+    """``Cache-Control: max-age`` on feed responses."""
+    websub_hub: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Category:
+    slug: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    path: Path
+    site: SiteSettings
+    storage: StorageSettings
+    fetch: FetchSettings
+    categories: tuple[Category, ...]
+    sources: tuple[SourceSpec, ...]
+    feeds: FeedSettings = FeedSettings()
+    server: ServerSettings = ServerSettings()
+
+    def source(self, source_id: str) -> SourceSpec | None:
+        return next((s for s in self.sources if s.id == source_id), None)
+
+
+def redact_url(url: str) -> str:
+    """Replace the password of a URL (``user:secret@host``) with ``***``."""
+    return re.sub(r"(//[^/:@]*):[^@/]*@", r"\1:***@", url)
+
+
+# --- small value parsers: each returns the value or raises ValueError with a message ---
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"15m"``, ``"1h30m"``, ``"45s"``, ``"2d"`` to a timedelta."""
+    if not isinstance(value, str):
+        raise ValueError(f'expected a duration such as "15m" or "1h30m", got {value!r}')
+    text = value.strip().lower().replace(" ", "")
+    pos, seconds = 0, 0.0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        seconds += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f'expected a duration such as "15m" or "1h30m", got {value!r}')
+    if seconds <= 0:
+        raise ValueError(f"must be longer than zero, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?$")
+_SIZE_UNITS = {
+    None: 1,
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+
+
+def parse_size(value: object) -> int:
+    """``"20MB"``, ``"512KiB"`` or a whole number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.match(value.strip().lower()) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f'expected a size such as "20MB" or a number of bytes, got {value!r}')
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    if size <= 0:
+        raise ValueError(f"must be larger than zero, got {value!r}")
+    return size
+
+
+class _Checker:
+    """Collects problems while reading one table; every problem names file and key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {key}: {message}")
+
+    def table(self, data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = data.get(key.rsplit(".", 1)[-1], {})
+        if not isinstance(value, Mapping):
+            self.problem(key, f"expected a table ([{key}]), got {type(value).__name__}")
+            return {}
+        return value
+
+    def unknown(self, data: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
+        for name in data:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, sorted(allowed), n=1)
+                hint = (
+                    f'; did you mean "{close[0]}"?'
+                    if close
+                    else f"; known keys: {', '.join(sorted(allowed))}"
+                )
+                self.problem(f"{prefix}{name}", f"unknown key{hint}")
+
+    def get(
+        self,
+        data: Mapping[str, Any],
+        prefix: str,
+        name: str,
+        kind: type[T] | tuple[type, ...],
+        default: T | None = None,
+        *,
+        required: bool = False,
+    ) -> T | None:
+        key = f"{prefix}{name}"
+        if name not in data:
+            if required:
+                self.problem(key, "is required")
+            return default
+        value = data[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        ok = not (isinstance(value, bool) and bool not in kinds) and isinstance(value, kinds)
+        if not ok:
+            want = " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)
+            self.problem(key, f"expected {want}, got {_describe(value)}")
+            return default
+        return value  # type: ignore[no-any-return]
+
+    def convert(
+        self, data: Mapping[str, Any], prefix: str, name: str, parse: Callable[[object], T], default: T
+    ) -> T:
+        if name not in data:
+            return default
+        try:
+            return parse(data[name])
+        except ValueError as exc:
+            self.problem(f"{prefix}{name}", str(exc))
+            return default
+
+
+_TYPE_NAMES = {
+    str: "a string",
+    int: "a whole number",
+    bool: "true or false",
+    list: "a list",
+    float: "a number",
+}
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, str):
+        return f'"{value}" (a string)'
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a table"
+    return f"{value!r} ({type(value).__name__})"
+
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def resolve_path(value: str, base: Path) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _source_url(value: str, base: Path) -> str:
+    """Check a source URL and make a relative ``file:`` URL absolute against ``base``."""
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https"):
+        if not parts.hostname:
+            raise ValueError(f'"{value}" has no host name')
+        return value
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f'"{value}": file: URLs must not name a host')
+        raw = value[len("file:") :]
+        if raw.startswith("//"):
+            raw = raw[2:]
+            raw = raw[raw.index("/") :] if "/" in raw else "/"
+        return resolve_path(raw, base).as_uri()
+    raise ValueError(f'expected an http://, https:// or file: URL, got "{value}"')
+
+
+def _storage_url(value: str, base: Path) -> str:
+    """Resolve a relative SQLite path against ``base``; other URLs pass unchanged."""
+    if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+        rest = value[len("sqlite:///") :]
+        if rest and not rest.startswith(":memory:"):
+            path, _, query = rest.partition("?")
+            url = "sqlite:///" + str(resolve_path(path, base))
+            return f"{url}?{query}" if query else url
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+        raise ValueError(f'expected a sqlite:/// or postgresql+psycopg:// URL, got "{redact_url(value)}"')
+    return value
+
+
+def load(path: Path | str | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a configuration file.
+
+    ``path`` defaults to ``$SYNDICATION_CONFIG``, then ``config/syndication.toml``.
+
+    Raises:
+        ConfigError: listing every problem found, each naming file and key.
+    """
+    env = os.environ if environ is None else environ
+    file = Path(path) if path is not None else Path(env.get(CONFIG_ENV) or DEFAULT_CONFIG)
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(file), [f"{file}: no such configuration file"]) from None
+    except OSError as exc:
+        raise ConfigError(str(file), [f"{file}: cannot read: {exc.strerror}"]) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(file), [f"{file}: not UTF-8 text (byte {exc.start})"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(file), [f"{file}: invalid TOML: {exc}"]) from exc
+    return _validate(data, file.resolve(), env)
+
+
+def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Settings:
+    c = _Checker(file)
+    base = file.parent
+    c.unknown(data, "", {"site", "storage", "fetch", "feeds", "server", "websub", "categories", "sources"})
+
+    site_t = c.table(data, "site")
+    c.unknown(site_t, "site.", {"title", "base_url", "language", "timezone", "description"})
+    title = c.get(site_t, "site.", "title", str, "", required=True) or ""
+    base_url = c.get(site_t, "site.", "base_url", str, "", required=True) or ""
+    if base_url and urlsplit(base_url).scheme not in ("http", "https"):
+        c.problem("site.base_url", f'expected an http:// or https:// URL, got "{base_url}"')
+    timezone = c.get(site_t, "site.", "timezone", str, "Asia/Ho_Chi_Minh") or "Asia/Ho_Chi_Minh"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        c.problem(
+            "site.timezone",
+            f'unknown time zone "{timezone}" (expected an IANA name such as "Asia/Ho_Chi_Minh")',
+        )
+        timezone = "Asia/Ho_Chi_Minh"
+    site = SiteSettings(
+        title=title,
+        base_url=base_url,
+        language=c.get(site_t, "site.", "language", str, "vi") or "vi",
+        timezone=timezone,
+        description=c.get(site_t, "site.", "description", str, "") or "",
+    )
+
+    storage_t = c.table(data, "storage")
+    c.unknown(storage_t, "storage.", {"url", "url_env"})
+    url = c.get(storage_t, "storage.", "url", str, "sqlite:///../var/syndication.db") or ""
+    url_env = c.get(storage_t, "storage.", "url_env", str)
+    if url_env:
+        if env.get(url_env):
+            url = env[url_env]
+        elif "url" not in storage_t:
+            c.problem("storage.url_env", f"environment variable {url_env} is not set")
+    try:
+        url = _storage_url(url, base)
+    except ValueError as exc:
+        c.problem("storage.url_env" if url_env and env.get(url_env) else "storage.url", str(exc))
+    storage = StorageSettings(url=url)
+
+    fetch = _fetch_settings(c, c.table(data, "fetch"))
+    feeds = _feed_settings(c, c.table(data, "feeds"), c.table(data, "websub"))
+    server = _server_settings(c, c.table(data, "server"))
+    categories = _categories(c, data.get("categories", []))
+    sources = _sources(c, data.get("sources", []), {cat.slug for cat in categories}, base)
+
+    if c.problems:
+        raise ConfigError(str(file), c.problems)
+    return Settings(
+        path=file,
+        site=site,
+        storage=storage,
+        fetch=fetch,
+        categories=categories,
+        sources=sources,
+        feeds=feeds,
+        server=server,
+    )
+
+
+def _fetch_settings(c: _Checker, t: Mapping[str, Any]) -> FetchSettings:
+    d = FetchSettings()
+    p = "fetch."
+    c.unknown(
+        t,
+        p,
+        {
+            "user_agent",
+            "timeout",
+            "max_bytes",
+            "max_redirects",
+            "concurrency",
+            "per_host",
+            "backoff_cap",
+            "max_lower_bound",
+            "parse_workers",
+        },
+    )
+
+    def count(name: str, default: int, low: int, high: int) -> int:
+        value = c.get(t, p, name, int, default)
+        if value is None:
+            return default
+        if not low <= value <= high:
+            c.problem(p + name, f"must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    return FetchSettings(
+        user_agent=c.get(t, p, "user_agent", str, d.user_agent) or d.user_agent,
+        timeout=c.convert(t, p, "timeout", parse_duration, timedelta(seconds=d.timeout)).total_seconds(),
+        max_bytes=c.convert(t, p, "max_bytes", parse_size, d.max_bytes),
+        max_redirects=count("max_redirects", d.max_redirects, 0, 20),
+        concurrency=count("concurrency", d.concurrency, 1, 256),
+        per_host=count("per_host", d.per_host, 1, 64),
+        backoff_cap=c.convert(t, p, "backoff_cap", parse_duration, d.backoff_cap),
+        max_lower_bound=c.convert(t, p, "max_lower_bound", parse_duration, d.max_lower_bound),
+        parse_workers=count("parse_workers", d.parse_workers, 0, 64),
+    )
+
+
+def _feed_settings(c: _Checker, t: Mapping[str, Any], websub: Mapping[str, Any]) -> FeedSettings:
+    d = FeedSettings()
+    p = "feeds."
+    c.unknown(t, p, {"items", "ttl", "rights", "refresh", "cache_max_age"})
+    items = c.get(t, p, "items", int, d.items) or d.items
+    if not 1 <= items <= 1000:
+        c.problem(p + "items", f"must be between 1 and 1000, got {items}")
+        items = d.items
+    c.unknown(websub, "websub.", {"hub"})
+    hub = c.get(websub, "websub.", "hub", str)
+    if hub is not None and urlsplit(hub).scheme not in ("http", "https"):
+        c.problem("websub.hub", f'expected an http:// or https:// URL, got "{hub}"')
+        hub = None
+    return FeedSettings(
+        items=items,
+        ttl=c.convert(t, p, "ttl", parse_duration, d.ttl),
+        rights=c.get(t, p, "rights", str, "") or "",
+        refresh=c.convert(t, p, "refresh", parse_duration, d.refresh),
+        cache_max_age=c.convert(t, p, "cache_max_age", parse_duration, d.cache_max_age),
+        websub_hub=hub,
+    )
+
+
+def _server_settings(c: _Checker, t: Mapping[str, Any]) -> ServerSettings:
+    d = ServerSettings()
+    p = "server."
+    c.unknown(t, p, {"host", "port"})
+    port = c.get(t, p, "port", int, d.port)
+    if port is None or not 1 <= port <= 65535:
+        c.problem(p + "port", f"must be between 1 and 65535, got {port}")
+        port = d.port
+    return ServerSettings(host=c.get(t, p, "host", str, d.host) or d.host, port=port)
+
+
+def _categories(c: _Checker, items: object) -> tuple[Category, ...]:
+    if not isinstance(items, list):
+        c.problem("categories", "expected an array of tables ([[categories]])")
+        return ()
+    result: list[Category] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        p = f"categories[{i}]."
+        if not isinstance(item, Mapping):
+            c.problem(f"categories[{i}]", "expected a table")
+            continue
+        c.unknown(item, p, {"slug", "title"})
+        slug = c.get(item, p, "slug", str, required=True)
+        title = c.get(item, p, "title", str, required=True)
+        if slug is None or title is None:
+            continue
+        if not _SLUG.match(slug):
+            c.problem(
+                p + "slug", f'"{slug}" must be lower-case letters, digits and dashes (e.g. "xay-dung-dang")'
+            )
+        elif slug in seen:
+            c.problem(p + "slug", f'"{slug}" is used by another category')
+        elif slug == "all" or slug.startswith("source-"):
+            c.problem(p + "slug", f'"{slug}" is reserved for feed names ("all", "source-<id>")')
+        seen.add(slug)
+        result.append(Category(slug=slug, title=title.strip()))
+    return tuple(result)
+
+
+_SOURCE_KEYS = {"id", "url", "kind", "categories", "interval", "allow_private_network", "title", "html"}
+_HTML_KEYS = {"links", "title", "lead", "body", "author", "date", "image", "remove", "max_articles"}
+
+
+def _sources(c: _Checker, items: object, slugs: set[str], base: Path) -> tuple[SourceSpec, ...]:
+    if not isinstance(items, list):
+        c.problem("sources", "expected an array of tables ([[sources]])")
+        return ()
+    result: list[SourceSpec] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        p = f"sources[{i}]."
+        if not isinstance(item, Mapping):
+            c.problem(f"sources[{i}]", "expected a table")
+            continue
+        c.unknown(item, p, _SOURCE_KEYS)
+        source_id = c.get(item, p, "id", str, required=True)
+        raw_url = c.get(item, p, "url", str, required=True)
+        kind = c.get(item, p, "kind", str, "feed")
+        if source_id is not None:
+            if not _SOURCE_ID.match(source_id):
+                c.problem(p + "id", f'"{source_id}" must be lower-case letters, digits, "-" and "_"')
+            elif source_id in seen:
+                c.problem(p + "id", f'"{source_id}" is used by another source')
+            seen.add(source_id)
+        if kind not in ("feed", "html"):
+            c.problem(p + "kind", f'expected "feed" or "html", got "{kind}"')
+            kind = "feed"
+        url = ""
+        if raw_url is not None:
+            try:
+                url = _source_url(raw_url, base)
+            except ValueError as exc:
+                c.problem(p + "url", str(exc))
+        cats = c.get(item, p, "categories", list, [])
+        cat_tuple: tuple[str, ...] = ()
+        if cats is not None:
+            for j, slug in enumerate(cats):
+                if not isinstance(slug, str):
+                    c.problem(f"{p}categories[{j}]", f"expected a category slug, got {_describe(slug)}")
+                elif slug not in slugs:
+                    known = ", ".join(sorted(slugs)) or "none defined"
+                    c.problem(f"{p}categories[{j}]", f'unknown category "{slug}" (known: {known})')
+            cat_tuple = tuple(dict.fromkeys(s for s in cats if isinstance(s, str)))
+        interval = c.convert(item, p, "interval", parse_duration, timedelta(minutes=15))
+        if interval < timedelta(minutes=1):
+            c.problem(p + "interval", "must be at least 1m (be polite to the publisher)")
+        html = _html_rules(c, item, p, kind)
+        if source_id is None or raw_url is None:
+            continue
+        result.append(
+            SourceSpec(
+                id=source_id,
+                url=url,
+                kind="html" if kind == "html" else "feed",
+                categories=cat_tuple,
+                interval=interval,
+                allow_private_network=bool(c.get(item, p, "allow_private_network", bool, False)),
+                html=html,
+                title=c.get(item, p, "title", str),
+            )
+        )
+    return tuple(result)
+
+
+def _html_rules(c: _Checker, item: Mapping[str, Any], p: str, kind: str | None) -> HtmlRules:
+    if "html" not in item:
+        return HtmlRules()
+    t = c.table(item, p + "html")
+    if kind != "html":
+        c.problem(p + "html", 'selectors only apply to sources with kind = "html"')
+    hp = p + "html."
+    c.unknown(t, hp, _HTML_KEYS)
+    selectors: dict[str, str | None] = {}
+    for name in ("links", "title", "lead", "body", "author", "date", "image"):
+        value = c.get(t, hp, name, str)
+        if value is not None:
+            _check_selector(c, hp + name, value)
+        selectors[name] = value
+    remove = c.get(t, hp, "remove", list, []) or []
+    removes: list[str] = []
+    for j, sel in enumerate(remove):
+        if isinstance(sel, str):
+            _check_selector(c, f"{hp}remove[{j}]", sel)
+            removes.append(sel)
+        else:
+            c.problem(f"{hp}remove[{j}]", f"expected a CSS selector string, got {_describe(sel)}")
+    max_articles = c.get(t, hp, "max_articles", int, 30) or 30
+    if not 1 <= max_articles <= 500:
+        c.problem(hp + "max_articles", f"must be between 1 and 500, got {max_articles}")
+        max_articles = 30
+    return HtmlRules(
+        links=selectors["links"],
+        title=selectors["title"],
+        lead=selectors["lead"],
+        body=selectors["body"],
+        author=selectors["author"],
+        date=selectors["date"],
+        image=selectors["image"],
+        remove=tuple(removes),
+        max_articles=max_articles,
+    )
+
+
+def _check_selector(c: _Checker, key: str, selector: str) -> None:
+    # cssselect is a dependency of the html parser; importing it here keeps the
+    # error at load time, where it names the key, instead of at the first poll.
+    from cssselect import GenericTranslator, SelectorError
+
+    try:
+        GenericTranslator().css_to_xpath(selector)
+    except SelectorError as exc:
+        c.problem(key, f'invalid CSS selector "{selector}": {exc}')

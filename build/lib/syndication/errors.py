@@ -1,0 +1,80 @@
+"""The one exception tree of syndication.
+
+Every failure we expect and report is a ``SyndicationError``; anything else is a
+bug and keeps its traceback. Third-party exceptions are translated once, at the
+I/O edge that raised them (``ingest.fetch``, ``store``), with ``raise ... from``.
+
+    SyndicationError
+     ├── ConfigError(path, key)          bad configuration file or value
+     ├── StoreError                      the database failed or is out of date
+     └── SourceError(source_id)          something about one source
+          ├── FetchError(url, status, retry_after)
+          │    └── BlockedAddressError   refused: internal address
+          └── ParseError(url)            content we could not read at all
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class SyndicationError(Exception):
+    """Root of every error syndication reports to a user."""
+
+
+class ConfigError(SyndicationError):
+    """One or more problems in a configuration file.
+
+    ``problems`` holds one line per problem, each naming the file and the key.
+    """
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class StoreError(SyndicationError):
+    """The store could not be read or written."""
+
+
+class SourceError(SyndicationError):
+    """A failure that belongs to one source (or one URL of it)."""
+
+    def __init__(self, message: str, *, source_id: str | None = None) -> None:
+        self.source_id = source_id
+        super().__init__(message)
+
+
+class FetchError(SourceError):
+    """A URL could not be fetched: network, HTTP status, size or redirect limits.
+
+    ``retry_after`` is the earliest time the server asked us to come back
+    (from a ``Retry-After`` header on a 429 or 503), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str,
+        status: int | None = None,
+        retry_after: datetime | None = None,
+        source_id: str | None = None,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message, source_id=source_id)
+
+
+class BlockedAddressError(FetchError):
+    """The URL resolves to an internal address and the source does not allow it."""
+
+
+class ParseError(SourceError):
+    """The content could not be read as the expected format at all."""
+
+    def __init__(self, message: str, *, url: str, source_id: str | None = None) -> None:
+        self.url = url
+        super().__init__(message, source_id=source_id)

@@ -1,0 +1,64 @@
+"""The parse stage as top-level functions a worker process can run.
+
+Each takes bytes and plain values and returns picklable values: the document or
+page parsed, normalised and keyed (``identity.keys_for``). ``core`` runs them in
+a process pool so parsing uses every core while the event loop keeps fetching.
+
+The parsers are imported inside the functions: the process that only fetches and
+stores (the main one, when a pool parses) never loads feedparser, lxml or nh3.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import tzinfo
+
+from syndication.types import HtmlRules, KeyedArticle, ParsedDocument
+
+
+def parse_feed_keyed(
+    content: bytes, *, url: str, declared_charset: str | None, tz: tzinfo, source_id: str
+) -> tuple[ParsedDocument, tuple[KeyedArticle, ...]]:
+    """Parse a feed document and key every article (``ParseError`` when unreadable)."""
+    from syndication.ingest.identity import keys_for
+    from syndication.ingest.parse_feed import parse_feed
+
+    doc = parse_feed(content, url=url, declared_charset=declared_charset, tz=tz)
+    keyed = tuple(KeyedArticle(data=a, keys=keys_for(a, source_id=source_id)) for a in doc.articles)
+    # The articles travel once, inside ``keyed``; the document keeps only its channel fields.
+    return ParsedDocument(title=doc.title, link=doc.link, ttl=doc.ttl, warnings=doc.warnings), keyed
+
+
+def listing_links(
+    content: bytes, *, url: str, declared_charset: str | None, rules: HtmlRules
+) -> tuple[str, ...]:
+    """Article links of a portal's listing page."""
+    from syndication.ingest.parse_html import extract_links
+
+    return extract_links(content, url=url, declared_charset=declared_charset, rules=rules)
+
+
+def parse_page_keyed(
+    content: bytes, *, url: str, declared_charset: str | None, rules: HtmlRules, tz: tzinfo, source_id: str
+) -> KeyedArticle:
+    """Parse one portal article page and key it."""
+    from syndication.ingest.identity import keys_for
+    from syndication.ingest.parse_html import parse_article_page
+
+    article = parse_article_page(content, url=url, declared_charset=declared_charset, rules=rules, tz=tz)
+    return KeyedArticle(data=article, keys=keys_for(article, source_id=source_id))
+
+
+PARSER_MODULES = (
+    "syndication.ingest.identity",
+    "syndication.ingest.parse_feed",
+    "syndication.ingest.parse_html",
+)
+
+
+def preload() -> None:
+    """Import the parsers (a worker process calls this once, before its first document)."""
+    for name in PARSER_MODULES:
+        importlib.import_module(name)

@@ -1,0 +1,293 @@
+"""Values that cross module boundaries: frozen, slotted, keyword-only dataclasses.
+
+The stages of an article's journey have their own names:
+``FetchRequest`` -> ``FetchResult`` (bytes from a URL) -> ``ParsedDocument``
+holding ``ArticleData`` (parsed and normalised, not yet stored) -> ``Article``
+(stored, with an id). Every ``datetime`` here is timezone-aware UTC.
+
+Pure: no I/O, no third-party imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+Clock = Callable[[], datetime]
+"""Returns the current time, timezone-aware UTC. Injected; never read the wall clock directly."""
+
+SourceKind = Literal["feed", "html"]
+PollStatus = Literal["new", "updated", "unchanged", "not_modified", "error"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HtmlRules:
+    """How to read a portal that has no feed: CSS selectors, as data.
+
+    ``None`` for a selector means "use the built-in default / extractor".
+    """
+
+    links: str | None = None
+    """On the listing page: selector of ``<a>`` elements (or their containers) leading to articles."""
+    title: str | None = None
+    lead: str | None = None
+    """The sapo: a short lead paragraph before the body."""
+    body: str | None = None
+    author: str | None = None
+    date: str | None = None
+    image: str | None = None
+    remove: tuple[str, ...] = ()
+    """Selectors removed from the body before it is kept (in addition to the built-in ones)."""
+    max_articles: int = 30
+    """How many links from the listing page are followed on one poll."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceSpec:
+    """A source as configured: what to pull, how often, into which categories."""
+
+    id: str
+    url: str
+    kind: SourceKind
+    categories: tuple[str, ...]
+    interval: timedelta
+    allow_private_network: bool = False
+    html: HtmlRules = field(default_factory=HtmlRules)
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchRequest:
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    allow_private_network: bool = False
+    accept: str = "*/*"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchResult:
+    """What a fetch returned. ``content`` is already decompressed (and capped)."""
+
+    url: str
+    """The final URL, after redirects."""
+    status: int
+    """200 (or another 2xx) with content, or 304 with empty content."""
+    content: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Response headers, names lower-cased."""
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+    """The media type without parameters, lower-cased, e.g. ``application/rss+xml``."""
+    charset: str | None = None
+    """The charset the server declared in Content-Type, if any (it may be wrong)."""
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArticleData:
+    """One article as parsed and normalised from a source: NFC text, sanitised HTML,
+    absolute URLs, UTC dates. Not yet stored."""
+
+    guid: str | None
+    """The source's own identifier (RSS guid, Atom id, JSON Feed id), if it gave one."""
+    url: str | None
+    """Absolute http(s) link to the article page."""
+    title: str
+    summary: str = ""
+    """Plain text: the lead (sapo) or the source's summary, without markup."""
+    content_html: str = ""
+    """Sanitised HTML body with absolute links."""
+    author: str = ""
+    published: datetime | None = None
+    updated: datetime | None = None
+    image_url: str | None = None
+    tags: tuple[str, ...] = ()
+    """Categories the source itself gave the article (not our category slugs)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArticleKeys:
+    """Keys derived from an ``ArticleData`` for identity, dedup and search (see ``ingest.identity``)."""
+
+    identity: str
+    """``guid:<guid>`` (global when the guid is a URL or tag: URI, else ``guid:<source>:<guid>``),
+    else ``url:<canonical link>``, else ``hash:<sha256 of title and body>``."""
+    title_key: str
+    """``text.tone_key`` of the title: equal titles up to tone placement, case and spacing."""
+    body_key: str
+    """``text.search_key`` of the body text: compared with ``text.similarity`` for near-duplicates."""
+    search_text: str
+    """``text.search_key`` of title, summary, author and body text: what ``--search`` matches."""
+    content_hash: str
+    """sha256 over the displayed fields: tells whether a stored article changed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyedArticle:
+    data: ArticleData
+    keys: ArticleKeys
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedDocument:
+    """A parsed source document (a feed, or a set of portal pages)."""
+
+    title: str = ""
+    link: str | None = None
+    ttl: timedelta | None = None
+    """RSS ``ttl``: how long the publisher says the document may be cached."""
+    articles: tuple[ArticleData, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """Problems that did not stop parsing (malformed XML parsed as far as it goes, a stripped DTD...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Article:
+    """An article as stored."""
+
+    id: int
+    identity: str
+    """The dedup key: ``guid:...``, ``url:...`` or ``hash:...``."""
+    guid: str | None
+    url: str | None
+    title: str
+    summary: str
+    content_html: str
+    author: str
+    published: datetime
+    """The published date, or the first-seen time when the source gave none."""
+    updated: datetime
+    first_seen: datetime
+    image_url: str | None
+    source_id: str
+    """The source it was first seen in."""
+    categories: tuple[str, ...]
+    duplicate_of: int | None = None
+    """Set when this is the same story republished elsewhere; the canonical article's id."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceState:
+    """What the store remembers of a source between polls."""
+
+    id: str
+    url: str
+    kind: SourceKind
+    etag: str | None = None
+    last_modified: str | None = None
+    last_attempt: datetime | None = None
+    last_success: datetime | None = None
+    last_error: str | None = None
+    error_count: int = 0
+    next_attempt: datetime | None = None
+    article_count: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollRecord:
+    """The outcome of one poll of one source, as the store persists it."""
+
+    source_id: str
+    attempted: datetime
+    ok: bool
+    next_attempt: datetime
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    """Set when not ok."""
+    error_count: int = 0
+    """Consecutive failures including this one (0 when ok)."""
+    keep_validators: bool = False
+    """True when the poll was a 304 or an error: the stored validators stay as they were."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollResult:
+    """What one poll did, for people: per-source summary line."""
+
+    source_id: str
+    status: PollStatus
+    counts: SaveCounts = SaveCounts()
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+    next_attempt: datetime | None = None
+
+
+# --- feeds we publish ---------------------------------------------------------------
+
+FeedFormat = Literal["rss", "atom", "json"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Channel:
+    """What every feed says about the site (from ``[site]`` and ``[feeds]``)."""
+
+    title: str
+    link: str
+    """The site's public address (``site.base_url``), with a trailing slash."""
+    description: str
+    language: str
+    rights: str
+    """Copyright line, e.g. "© Đảng bộ Khối các cơ quan tỉnh"."""
+    ttl: timedelta
+    """How often readers should poll (RSS ``ttl``)."""
+    websub_hub: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedSpec:
+    """One feed we publish: everything, a category, or a source."""
+
+    name: str
+    """``all``, a category slug, or ``source-<id>``: the file name under ``/feeds/``."""
+    title: str
+    """Shown to people, e.g. "Xây dựng Đảng"."""
+    description: str
+    category: str | None = None
+    source_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedPage:
+    """One page of one feed, ready to render: pure data, no store access needed."""
+
+    feed: FeedSpec
+    page: int
+    """1 is the newest; RFC 5005 ``next`` goes to older pages."""
+    last_page: int
+    articles: tuple[Article, ...]
+    updated: datetime
+    """Newest ``updated`` of the articles, or the build time of an empty feed."""
+    category_titles: Mapping[str, str] = field(default_factory=dict)
+    """Category slug -> title, for item categories."""
+    source_titles: Mapping[str, str] = field(default_factory=dict)
+    """Source id -> display name, for attribution."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedDocument:
+    """A built feed file, exactly the bytes the server sends."""
+
+    name: str
+    format: FeedFormat
+    page: int
+    body: bytes
+    content_type: str
+    """With charset, e.g. ``application/rss+xml; charset=utf-8``."""
+    etag: str
+    """Strong validator, quoted: ``"<sha256 prefix>"``."""
+    last_modified: datetime

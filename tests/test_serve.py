@@ -1,0 +1,149 @@
+"""`syndication serve` as a user runs it: a subprocess, real HTTP, a second process ingesting."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import feedparser
+import httpx
+import pytest
+
+from tests.httpserver import TestServer
+from tests.test_cli import syndication, write_config
+from tests.test_core import ITEMS, rss
+
+XSS = [
+    (
+        "https://portal.example.vn/tin/x.html",
+        "Bài có mã độc",
+        '<p onclick="x()">Nội dung</p><script>alert(1)</script><iframe src="https://evil.example.org/"></iframe>'
+        '<a href="javascript:alert(1)">bấm</a><img src="/a.jpg" onerror="alert(2)">',
+    )
+]
+
+
+@pytest.fixture
+def server() -> Iterator[TestServer]:
+    with TestServer() as srv:
+        yield srv
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], what: str, seconds: float = 30) -> None:
+    """Poll ``check()`` until it is true; a bounded loop, not a timing assertion."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_serve_feeds_and_pick_up_another_process(tmp_path: Path, store_url: str, server: TestServer) -> None:
+    server.add("/tin.rss", rss(ITEMS + XSS))
+    conf = write_config(
+        tmp_path,
+        store_url,
+        f"""
+[feeds]
+refresh = "1s"
+[[sources]]
+id = "tin"
+url = "{server.url("/tin.rss")}"
+categories = ["tin-tuc-su-kien"]
+allow_private_network = true
+""",
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syndication", "--config", str(conf), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+
+            def up() -> bool:
+                try:
+                    return http.get("/feeds/all.rss").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(up, "the server to answer")
+            assert feedparser.parse(http.get("/feeds/all.rss").content).entries == []
+
+            fetched = syndication("fetch", config=conf)
+            assert fetched.returncode == 0, fetched.stderr
+
+            def has_items() -> bool:
+                return len(feedparser.parse(http.get("/feeds/tin-tuc-su-kien.rss").content).entries) == 3
+
+            wait_until(has_items, "the feed to show what the other process fetched")
+            for fmt, content_type in (
+                ("rss", "application/rss+xml"),
+                ("atom", "application/atom+xml"),
+                ("json", "application/feed+json"),
+            ):
+                response = http.get(f"/feeds/all.{fmt}")
+                assert response.headers["content-type"] == f"{content_type}; charset=utf-8"
+                assert response.headers["access-control-allow-origin"] == "*"
+                body = response.text
+                assert "Ủy ban Kiểm tra kiểm tra chi bộ" in body
+                for bad in ("<script", "onerror", "onclick", "javascript:", "<iframe"):
+                    assert bad not in body, (fmt, bad)
+                etag = response.headers["etag"]
+                again = http.get(f"/feeds/all.{fmt}", headers={"If-None-Match": etag})
+                assert again.status_code == 304
+                assert again.content == b""
+
+            zipped = http.get("/feeds/all.rss", headers={"Accept-Encoding": "gzip"})
+            assert zipped.headers["content-encoding"] == "gzip"
+            plain = http.get("/feeds/all.rss", headers={"Accept-Encoding": "identity"})
+            assert zipped.content == plain.content  # httpx decoded it: same bytes
+            raw = httpx.get(f"{base}/feeds/all.rss", headers={"Accept-Encoding": "gzip"}).read()
+            assert raw == plain.content or gzip.decompress(raw) == plain.content
+
+            index = http.get("/")
+            assert index.status_code == 200
+            assert "https://syn.example.vn/feeds/source-tin.atom" in index.text
+            assert http.get("/feeds/khong-co.rss").status_code == 404
+            assert "<opml" in http.get("/feeds.opml").text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, errors = proc.communicate(timeout=20)
+    assert proc.returncode == 0, errors
+    assert "Traceback" not in errors
+
+
+def test_feeds_build_writes_what_the_server_sends(tmp_path: Path, store_url: str, server: TestServer) -> None:
+    server.add("/tin.rss", rss(ITEMS))
+    conf = write_config(
+        tmp_path,
+        store_url,
+        f'[[sources]]\nid = "tin"\nurl = "{server.url("/tin.rss")}"\n'
+        'categories = ["xay-dung-dang"]\nallow_private_network = true\n',
+    )
+    assert syndication("fetch", config=conf).returncode == 0
+    built = syndication("feeds", "build", "--out", str(tmp_path / "site"), config=conf)
+    assert built.returncode == 0, built.stderr
+    assert "wrote" in built.stdout
+    feed = (tmp_path / "site" / "feeds" / "xay-dung-dang.rss").read_bytes()
+    assert {e.title for e in feedparser.parse(feed).entries} == {t for _, t, _ in ITEMS}
+    assert (tmp_path / "site" / "feeds.opml").is_file()
+    bad = syndication("feeds", "build", "--out", "/proc/khong-the-ghi", config=conf)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("error: cannot write to /proc/khong-the-ghi")
