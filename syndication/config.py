@@ -424,8 +424,8 @@ def _feed_settings(c: _Checker, t: Mapping[str, Any], websub: Mapping[str, Any])
     d = FeedSettings()
     p = "feeds."
     c.unknown(t, p, {"items", "ttl", "rights", "refresh", "cache_max_age"})
-    items = c.get(t, p, "items", int, d.items) or d.items
-    if not 1 <= items <= 1000:
+    items = c.get(t, p, "items", int, d.items)
+    if items is None or not 1 <= items <= 1000:
         c.problem(p + "items", f"must be between 1 and 1000, got {items}")
         items = d.items
     c.unknown(websub, "websub.", {"hub"})
@@ -570,8 +570,8 @@ def _html_rules(c: _Checker, item: Mapping[str, Any], p: str, kind: str | None) 
             removes.append(sel)
         else:
             c.problem(f"{hp}remove[{j}]", f"expected a CSS selector string, got {_describe(sel)}")
-    max_articles = c.get(t, hp, "max_articles", int, 30) or 30
-    if not 1 <= max_articles <= 500:
+    max_articles = c.get(t, hp, "max_articles", int, 30)
+    if max_articles is None or not 1 <= max_articles <= 500:
         c.problem(hp + "max_articles", f"must be between 1 and 500, got {max_articles}")
         max_articles = 30
     return HtmlRules(

@@ -179,3 +179,42 @@ def test_bundled_config_is_valid() -> None:
     for src in s.sources:
         assert src.url.startswith("file:///")
         assert Path(src.url.removeprefix("file://")).is_file(), src.url
+
+
+def test_feed_server_and_websub_settings(tmp_path: Path) -> None:
+    text = GOOD + '[feeds]\nitems = 20\nttl = "30m"\nrights = "© Đảng bộ Khối"\nrefresh = "2s"\n'
+    text += '[server]\nhost = "0.0.0.0"\nport = 9090\n[websub]\nhub = "https://hub.example.org/"\n'
+    s = config.load(write(tmp_path, text), environ={})
+    assert (s.feeds.items, s.feeds.ttl, s.feeds.rights) == (20, timedelta(minutes=30), "© Đảng bộ Khối")
+    assert s.feeds.refresh == timedelta(seconds=2)
+    assert s.feeds.websub_hub == "https://hub.example.org/"
+    assert (s.server.host, s.server.port) == ("0.0.0.0", 9090)
+    defaults = config.load(write(tmp_path, GOOD), environ={})
+    assert (defaults.feeds.items, defaults.server.port, defaults.feeds.websub_hub) == (50, 8080, None)
+
+
+def test_bad_feed_settings_name_their_keys(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        GOOD + '[feeds]\nitems = 0\nttl = "mãi"\n[server]\nport = 70000\n[websub]\nhub = "ftp://x"\n',
+    )
+    assert "feeds.items: must be between 1 and 1000, got 0" in found
+    assert any(p.startswith("feeds.ttl: expected a duration") for p in found)
+    assert "server.port: must be between 1 and 65535, got 70000" in found
+    assert 'websub.hub: expected an http:// or https:// URL, got "ftp://x"' in found
+
+
+@pytest.mark.parametrize("slug", ["all", "source-tin"])
+def test_feed_names_are_reserved(tmp_path: Path, slug: str) -> None:
+    text = GOOD.replace('slug = "xay-dung-dang"', f'slug = "{slug}"').replace(
+        'categories = ["xay-dung-dang"]', f'categories = ["{slug}"]'
+    )
+    found = problems(tmp_path, text)
+    assert f'categories[0].slug: "{slug}" is reserved for feed names ("all", "source-<id>")' in found
+
+
+def test_zero_is_not_taken_for_the_default(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path, GOOD.replace('remove = [".other-news"]', 'remove = [".other-news"]\nmax_articles = 0')
+    )
+    assert found == ["sources[1].html.max_articles: must be between 1 and 500, got 0"]
