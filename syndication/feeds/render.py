@@ -14,8 +14,8 @@ not by dropping the point:
   feedgen keeps them for Atom but writes only ``rel="self"`` into RSS;
 - RSS ``content:encoded`` for an article without a summary: feedgen would move the
   full HTML into ``description`` instead;
-- ``rel``/``type`` of Atom entry links, which feedgen loses, and ``id``/``rel="self"``
-  in Atom ``source``, which it does not write.
+- ``rel``/``type`` of Atom entry links, which feedgen loses, and ``id``, ``updated`` and
+  ``rel="self"`` in Atom ``source``, which it does not write.
 
 Other limits are met by what we pass it: every date is set (its default is the wall
 clock), an empty title becomes ``UNTITLED`` (it refuses an empty Atom title), an Atom
@@ -284,6 +284,7 @@ class _EntryHook:
         self.content_html = ""
         self.alternate = ""
         self.source_feed = ""
+        self.source_updated = ""
 
     def extend_ns(self) -> dict[str, str]:
         return {}
@@ -306,8 +307,11 @@ class _EntryHook:
                 link.set("type", "text/html")
         source = entry.find("source")
         if source is not None and self.source_feed:
-            # The source feed's own id (its page-1 address, as ``_atom`` sets), and rel="self".
+            # The source feed's own id (its page-1 address, as ``_atom`` sets), its updated,
+            # and rel="self": with its title, the metadata every Atom feed must have
+            # (RFC 4287 4.1.1), which the W3C feed validator expects a source to keep.
             etree.SubElement(source, "id").text = self.source_feed
+            etree.SubElement(source, "updated").text = self.source_updated
             for link in source.findall("link"):
                 link.set("rel", "self")
                 link.set("type", _SELF_TYPES["atom"])
@@ -428,7 +432,12 @@ def _atom_entry(fe: Any, item: _Item, channel: Channel, scheme: str) -> None:
     if item.source_id:
         source_feed = feed_url(channel, f"source-{item.source_id}", "atom")
         fe.source(url=source_feed, title=item.source_title)
-        getattr(fe, _HOOK).source_feed = source_feed
+        hook = getattr(fe, _HOOK)
+        hook.source_feed = source_feed
+        # The source feed as it stood when this version of the entry was taken from it,
+        # which is when the entry last changed. (Its current updated is not part of this
+        # page, and a render is pure.)
+        hook.source_updated = item.updated.isoformat()
     _media(fe, item)
 
 
