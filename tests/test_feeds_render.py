@@ -330,6 +330,9 @@ def check_atom(body: bytes, *, self_url: str) -> etree._Element:
         )
         if entry.find(_a("content")) is None:
             assert any(link.get("rel", "alternate") == "alternate" for link in entry.findall(_a("link")))
+        # A source keeps the metadata every feed must have (the W3C feed validator warns otherwise).
+        for source in entry.findall(_a("source")):
+            assert all(source.find(_a(name)) is not None for name in ("id", "title", "updated"))
     (self_link,) = [link for link in root.findall(_a("link")) if link.get("rel") == "self"]
     assert self_link.get("href") == self_url
     return root
@@ -730,6 +733,8 @@ def test_atom_entries_round_trip_through_feedparser() -> None:
         source_id, source_title = want["source"]
         assert entry.source["title"] == source_title
         assert entry.source["id"] == feed_url(CHANNEL, f"source-{source_id}", "atom")
+        # The source feed as it was when this version of the entry came from it.
+        assert _struct_time(entry.source["updated_parsed"]) == want["updated"]
         media = [m["url"] for m in entry.get("media_content", [])]
         assert media == ([want["image"]] if want["image"] else [])
 
