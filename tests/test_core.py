@@ -356,3 +356,15 @@ def test_story_republished_elsewhere_is_shown_once(
     assert [a.url for a in shown] == [original[0][0]]
     (dup,) = [a for a in everything if a.url == copy[0][0]]
     assert dup.duplicate_of == shown[0].id
+
+
+def test_future_dates_become_now(tmp_path: Path, store_url: str, server: TestServer) -> None:
+    future = format_datetime(START + timedelta(days=2))
+    body = rss(ITEMS[:1]).replace(format_datetime(START).encode(), future.encode())
+    assert future.encode() in body
+    server.add("/tin.rss", body)
+    settings = settings_for(tmp_path, store_url, source("tin", server.url("/tin.rss")))
+    poll(settings, Clock())
+    with stored(settings) as store:
+        (article,) = store.list_articles()
+    assert article.published == START

@@ -21,7 +21,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
@@ -422,6 +422,7 @@ class Syndication:
     async def _save(self, spec: SourceSpec, keyed: Sequence[KeyedArticle], now: datetime) -> SaveCounts:
         if not keyed:
             return SaveCounts()
+        keyed = [_not_in_future(k, now) for k in keyed]
         return await self._db(
             self.store.save_articles, source_id=spec.id, categories=spec.categories, articles=keyed, now=now
         )
@@ -560,6 +561,24 @@ class _Page:
     last_modified: str | None = None
     not_modified: bool = False
     error: str | None = None
+
+
+FUTURE_SKEW = timedelta(minutes=10)
+"""A date further ahead than this is a publisher's mistake (often a wrong time zone)."""
+
+
+def _not_in_future(keyed: KeyedArticle, now: datetime) -> KeyedArticle:
+    """Dates in the future become ``now``, so a mis-dated article cannot stay on top of
+    every feed and digest; the content hash is the parser's, so this stays stable."""
+    data = keyed.data
+    changes = {
+        name: now
+        for name in ("published", "updated")
+        if (value := getattr(data, name)) is not None and value > now + FUTURE_SKEW
+    }
+    if not changes:
+        return keyed
+    return KeyedArticle(data=replace(data, **changes), keys=keyed.keys)
 
 
 def _settle(batch: list[tuple[PollRecord, asyncio.Future[None]]], error: Exception | None) -> None:
