@@ -571,14 +571,12 @@ def _not_in_future(keyed: KeyedArticle, now: datetime) -> KeyedArticle:
     """Dates in the future become ``now``, so a mis-dated article cannot stay on top of
     every feed and digest; the content hash is the parser's, so this stays stable."""
     data = keyed.data
-    changes = {
-        name: now
-        for name in ("published", "updated")
-        if (value := getattr(data, name)) is not None and value > now + FUTURE_SKEW
-    }
-    if not changes:
+    late = now + FUTURE_SKEW
+    published = now if data.published is not None and data.published > late else data.published
+    updated = now if data.updated is not None and data.updated > late else data.updated
+    if (published, updated) == (data.published, data.updated):
         return keyed
-    return KeyedArticle(data=replace(data, **changes), keys=keyed.keys)
+    return KeyedArticle(data=replace(data, published=published, updated=updated), keys=keyed.keys)
 
 
 def _settle(batch: list[tuple[PollRecord, asyncio.Future[None]]], error: Exception | None) -> None:
