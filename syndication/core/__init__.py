@@ -28,8 +28,9 @@ from typing import Any, ParamSpec, TypeVar
 
 from syndication import text
 from syndication.config import Settings
+from syndication.core.batching import WriteBehind
 from syndication.core.feeds import FeedService
-from syndication.errors import FetchError, ParseError, SourceError, StoreError, SyndicationError
+from syndication.errors import FetchError, ParseError, SourceError, SyndicationError
 from syndication.ingest import decide, pipeline
 from syndication.ingest.fetch import Fetcher, HttpFetcher
 from syndication.store import Store
@@ -98,8 +99,10 @@ class Syndication:
         # Fetched bytes that may wait for parsing before new sources wait to start.
         self._backlog_bytes = backlog_bytes or max(BACKLOG_BYTES, 2 * settings.fetch.max_bytes)
         self._feed_service: FeedService | None = None
-        self._pending_records: list[tuple[PollRecord, asyncio.Future[None]]] = []
-        self._record_writer: asyncio.Task[None] | None = None
+        # Poll outcomes of many sources at once are written together (see WriteBehind).
+        self._records: WriteBehind[PollRecord] = WriteBehind(
+            lambda batch: self._db(self.store.record_polls, batch)
+        )
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -295,30 +298,8 @@ class Syndication:
         return PollResult(source_id=spec.id, status="error", error=message, next_attempt=next_attempt)
 
     async def _record(self, record: PollRecord) -> None:
-        """Persist a poll's outcome; returns once it is in the store.
-
-        Outcomes that arrive while a write is under way are written together in the
-        next transaction: one write per source when polls are sparse, few large ones
-        when hundreds of sources answer 304 at once.
-        """
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending_records.append((record, done))
-        if self._record_writer is None or self._record_writer.done():
-            self._record_writer = asyncio.create_task(self._write_records())
-        await done
-
-    async def _write_records(self) -> None:
-        while self._pending_records:
-            batch, self._pending_records = self._pending_records, []
-            try:
-                await self._db(self.store.record_polls, [record for record, _ in batch])
-            except Exception as exc:  # handed to every waiting poll, which reports it
-                _settle(batch, exc)
-            except BaseException:  # cancelled: the waiting polls must not hang
-                _settle(batch, StoreError("poll results not saved: shutting down"))
-                raise
-            else:
-                _settle(batch, None)
+        """Persist a poll's outcome; returns once it is in the store."""
+        await self._records.add(record)
 
     async def _fetch_source(
         self, spec: SourceSpec, state: SourceState | None, ticket: _Ticket, accept: str
@@ -577,16 +558,6 @@ def _not_in_future(keyed: KeyedArticle, now: datetime) -> KeyedArticle:
     if (published, updated) == (data.published, data.updated):
         return keyed
     return KeyedArticle(data=replace(data, published=published, updated=updated), keys=keyed.keys)
-
-
-def _settle(batch: list[tuple[PollRecord, asyncio.Future[None]]], error: Exception | None) -> None:
-    for _, done in batch:
-        if done.done():  # its poll was cancelled
-            continue
-        if error is None:
-            done.set_result(None)
-        else:
-            done.set_exception(error)
 
 
 def _hints(headers: Mapping[str, str], now: datetime) -> _Hints:
