@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import logging
 import sys
+import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime, tzinfo
@@ -25,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from syndication import __version__, config
+from syndication import __version__, config, directory
 from syndication.core import Syndication
 from syndication.errors import ConfigError, SyndicationError
 from syndication.types import Article, PollResult
@@ -43,9 +46,15 @@ app = typer.Typer(
 db_app = typer.Typer(help="Manage the store's database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
 feeds_app = typer.Typer(help="Build the published feeds (RSS, Atom, JSON Feed).", no_args_is_help=True)
+subscribers_app = typer.Typer(
+    help="Manage the subscriber directory (branches and their addresses).", no_args_is_help=True
+)
+digest_app = typer.Typer(help="Send, preview and report e-mail digests.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(feeds_app, name="feeds")
+app.add_typer(subscribers_app, name="subscribers")
+app.add_typer(digest_app, name="digest")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -389,11 +398,26 @@ async def _serve(settings: config.Settings, templates: Path, host: str, port: in
 
     async with Syndication(settings) as syn:
         service = await syn.feed_service()
+        subscriptions = await syn.subscription_service() if settings.digests else None
+        secret = settings.subscribe.secret.encode() if settings.subscribe.secret else None
+        if subscriptions is not None and secret is None:
+            err.print(
+                "warning: subscribe.secret_env is not set: forms signed with a random key stop "
+                "working when the server restarts or runs in several processes",
+                markup=False,
+                highlight=False,
+            )
         app = create_app(
             service,
             templates_dir=templates,
             cache_max_age=int(settings.feeds.cache_max_age.total_seconds()),
             timezone=settings.site.timezone,
+            subscriptions=subscriptions,
+            secret=secret,
+            rate_limits=(settings.subscribe.per_client_per_hour, settings.subscribe.per_address_per_day),
+            # Wall time, not monotonic: form tokens must stay valid across restarts and processes.
+            clock=time.time,
+            archive=(await syn.digest_service()).archive if settings.digests else None,
         )
         server = uvicorn.Server(server_config(app, host=host, port=port, log_level="warning", lifespan="off"))
         err.print(f"Serving feeds at http://{host}:{port}/ (public address {settings.site.base_url})")
@@ -428,6 +452,339 @@ async def _export(settings: config.Settings, out: Path) -> list[Path]:
             return await service.export(out)
         except OSError as exc:
             raise SyndicationError(f"cannot write to {out}: {exc.strerror or exc}") from exc
+
+
+# --- subscribers -----------------------------------------------------------------------
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+@subscribers_app.command("import")
+def subscribers_import(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A .csv (or .yaml) directory file.")],
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Import the good rows even when some rows are bad.")
+    ] = False,
+) -> None:
+    """Add or update subscribers from a directory file (upsert by address).
+
+    Every row is checked first; every bad row is reported with its line number, and
+    nothing is imported when any row is bad unless --skip-invalid. An address that
+    unsubscribed or bounced is never re-activated.
+    """
+    with _errors():
+        settings = _settings()
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise SyndicationError(f"cannot read {file}: {exc.strerror or exc}") from exc
+        parse = directory.parse_yaml if file.suffix.lower() in (".yaml", ".yml") else directory.parse_csv
+        parsed = parse(
+            data,
+            source=str(file),
+            categories=[c.slug for c in settings.categories],
+            digests=[d.name for d in settings.digests],
+        )
+        for problem in parsed.problems:
+            err.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        if parsed.problems and not skip_invalid:
+            err.print(
+                f"nothing imported: {len(parsed.problems)} problem(s); fix them or use --skip-invalid",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(2)
+        counts = _run(_upsert(settings, parsed.rows))
+    out.print(
+        f"{file}: {counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged, "
+        f"{counts.kept} kept unsubscribed/bounced"
+        + (f", {len(parsed.problems)} bad rows skipped" if parsed.problems else ""),
+        markup=False,
+        highlight=False,
+    )
+
+
+async def _upsert(settings: config.Settings, rows: Any) -> Any:
+    async with Syndication(settings) as syn:
+        return await syn.upsert_subscribers(rows)
+
+
+@subscribers_app.command("list")
+def subscribers_list(
+    status: Annotated[
+        str | None,
+        typer.Option("--status", metavar="STATUS", help="pending, active, unsubscribed or bounced."),
+    ] = None,
+    digest: Annotated[
+        str | None, typer.Option("--digest", metavar="NAME", help="Only subscribers of this digest.")
+    ] = None,
+    format: Annotated[
+        ListFormat, typer.Option("--format", "-f", metavar="table|json|csv", help="Output format.")
+    ] = ListFormat.table,
+) -> None:
+    """List subscribers by organisation, with their categories, digest and status."""
+    with _errors():
+        settings = _settings()
+        found = _run(_list_subscribers(settings, status, digest))
+    if format is ListFormat.csv:
+        sys.stdout.buffer.write(directory.export_csv([_export_row(s) for s in found]))
+        return
+    if format is ListFormat.json:
+        rows = [
+            {
+                "address": s.address,
+                "name": s.display_name,
+                "organisation": s.organisation,
+                "categories": list(s.categories),
+                "digest": s.digest,
+                "status": s.status,
+            }
+            for s in found
+        ]
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = _table(f"{len(found)} subscribers")
+    for column in ("organisation", "address", "name", "categories", "digest", "status"):
+        table.add_column(column)
+    for s in found:
+        table.add_row(
+            s.organisation or "—",
+            s.address,
+            s.display_name,
+            ", ".join(s.categories) or "(tất cả)",
+            s.digest,
+            s.status,
+        )
+    out.print(table)
+
+
+def _export_row(s: Any) -> Any:
+    return directory.ExportRow(
+        address=s.address,
+        display_name=s.display_name,
+        organisation=s.organisation,
+        parent=None,
+        categories=tuple(s.categories),
+        digest=s.digest,
+        status=s.status,
+    )
+
+
+async def _list_subscribers(settings: config.Settings, status: str | None, digest: str | None) -> list[Any]:
+    async with Syndication(settings) as syn:
+        return await syn.list_subscribers(status=status, digest=digest)
+
+
+@subscribers_app.command("export")
+def subscribers_export(
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", metavar="FILE", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write every subscriber as CSV (UTF-8 with BOM for Excel, safe against formula injection)."""
+    with _errors():
+        settings = _settings()
+        found = _run(_list_subscribers(settings, None, None))
+        data = directory.export_csv([_export_row(s) for s in found])
+        if out_file is None:
+            sys.stdout.buffer.write(data)
+            return
+        try:
+            out_file.write_bytes(data)
+        except OSError as exc:
+            raise SyndicationError(f"cannot write {out_file}: {exc.strerror or exc}") from exc
+    out.print(f"wrote {len(found)} subscribers to {out_file}", markup=False, highlight=False)
+
+
+@subscribers_app.command("add")
+def subscribers_add(
+    address: Annotated[str, typer.Argument(metavar="ADDRESS", help="E-mail address.")],
+    name: Annotated[str, typer.Option("--name", metavar="NAME", help="Display name.")] = "",
+    organisation: Annotated[
+        str | None, typer.Option("--organisation", metavar="NAME", help='Branch, e.g. "Chi bộ Văn phòng".')
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option("--category", metavar="SLUG", help="Follow this category (repeatable; none = all)."),
+    ] = None,
+    digest: Annotated[
+        str | None,
+        typer.Option("--digest", metavar="NAME", help="Digest to receive (default: the first configured)."),
+    ] = None,
+) -> None:
+    """Add one subscriber (active at once: the publisher vouches for it), or update it."""
+    with _errors():
+        settings = _settings()
+        row = directory.single_row(
+            address=address,
+            display_name=name,
+            organisation=organisation,
+            categories=category or [],
+            digest=digest or (settings.digests[0].name if settings.digests else "daily"),
+            known_categories=[c.slug for c in settings.categories],
+            known_digests=[d.name for d in settings.digests],
+        )
+        counts = _run(_upsert(settings, [row]))
+    state = "added" if counts.new else "kept unsubscribed/bounced" if counts.kept else "updated"
+    out.print(f"{row.address}: {state}", markup=False, highlight=False)
+
+
+@subscribers_app.command("remove")
+def subscribers_remove(
+    address: Annotated[str, typer.Argument(metavar="ADDRESS", help="E-mail address.")],
+) -> None:
+    """Remove a subscriber from the directory (past deliveries stay in the reports)."""
+    with _errors():
+        settings = _settings()
+        removed = _run(_remove(settings, address.strip().lower()))
+        if not removed:
+            raise SyndicationError(f"no subscriber {address.strip().lower()}")
+    out.print(f"removed {address.strip().lower()}", markup=False, highlight=False)
+
+
+async def _remove(settings: config.Settings, address: str) -> bool:
+    async with Syndication(settings) as syn:
+        return await syn.remove_subscriber(address)
+
+
+# --- digests --------------------------------------------------------------------------
+
+
+@digest_app.command("send")
+def digest_send(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The digest, as named in [[digests]].")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count and write one preview; send nothing.")
+    ] = False,
+) -> None:
+    """Build the digest now and send it to every subscriber with something new.
+
+    Sending resumes where it stopped: run it again after a crash and nothing is sent twice.
+    """
+    with _errors():
+        settings = _settings()
+        _run(_digest_send(settings, name, dry_run))
+
+
+async def _digest_send(settings: config.Settings, name: str, dry_run: bool) -> None:
+    async with Syndication(settings) as syn:
+        service = await syn.digest_service()
+        plan = await service.plan(name, dry_run=dry_run)
+        if dry_run:
+            out.print(
+                f"digest {name} (dry run): {plan.recipients} subscribers would receive it, "
+                f"{plan.nothing_new} have nothing new",
+                markup=False,
+                highlight=False,
+            )
+            if plan.preview is not None:
+                subscriber, content = plan.preview
+                preview = Path("var") / f"preview-{name}.html"
+                preview.parent.mkdir(parents=True, exist_ok=True)
+                preview.write_text(service.preview_html(subscriber, content), encoding="utf-8")
+                out.print(f"preview for {subscriber.address}: {preview}", markup=False, highlight=False)
+            return
+        assert plan.issue is not None
+        if plan.resumed:
+            out.print(f"digest {name}: continuing issue {plan.issue.id}", markup=False, highlight=False)
+        if plan.added:
+            out.print(
+                f"digest {name}: issue {plan.issue.id}, {plan.added} messages queued, "
+                f"{plan.nothing_new} subscribers with nothing new",
+                markup=False,
+                highlight=False,
+            )
+        if err.is_terminal:
+            with Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as progress:
+                task = progress.add_task("Sending", total=plan.recipients or None)
+                summary = await service.send(plan.issue, on_progress=lambda n: progress.advance(task, n))
+        else:
+            summary = await service.send(plan.issue)
+        counts = await syn.delivery_counts(plan.issue.id)
+    out.print(
+        f"issue {plan.issue.id}: sent now {summary.sent}, retrying {summary.retrying}, "
+        f"failed {summary.failed}; in all: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())),
+        markup=False,
+        highlight=False,
+    )
+    for address in summary.bounced:
+        err.print(f"bounced: {address} (no more digests until re-added)", markup=False, highlight=False)
+
+
+@digest_app.command("preview")
+def digest_preview(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The digest.")],
+    subscriber: Annotated[str, typer.Option("--subscriber", metavar="ADDRESS", help="Whose digest to show.")],
+    out_file: Annotated[
+        Path, typer.Option("--out", "-o", metavar="FILE.html", help="Where to write the HTML.")
+    ],
+) -> None:
+    """Write the HTML that SUBSCRIBER would receive if the digest were sent now."""
+    with _errors():
+        settings = _settings()
+        html, count = _run(_preview(settings, name, subscriber.strip().lower()))
+        try:
+            out_file.write_text(html, encoding="utf-8")
+        except OSError as exc:
+            raise SyndicationError(f"cannot write {out_file}: {exc.strerror or exc}") from exc
+    out.print(f"wrote {out_file} ({count} articles)", markup=False, highlight=False)
+
+
+async def _preview(settings: config.Settings, name: str, address: str) -> tuple[str, int]:
+    async with Syndication(settings) as syn:
+        service = await syn.digest_service()
+        spec = service.spec(name)
+        found = await syn.get_subscriber(address)
+        if found is None:
+            raise SyndicationError(f"no subscriber {address}")
+        content = await service.content_for(spec, found, now=syn.clock())
+        return service.preview_html(found, content), content.count
+
+
+@digest_app.command("report")
+def digest_report(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The digest.")],
+    issue: Annotated[
+        int | None, typer.Option("--issue", metavar="ID", help="This issue (default: the latest).")
+    ] = None,
+    format: Annotated[
+        ListFormat, typer.Option("--format", "-f", metavar="table|csv", help="Output format.")
+    ] = ListFormat.table,
+) -> None:
+    """Show, per branch, how many addresses were delivered, failed or pending for an issue."""
+    with _errors():
+        settings = _settings()
+        found, rows = _run(_report(settings, name, issue))
+    if format is ListFormat.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writer.writerow(["organisation", "delivered", "failed", "pending"])
+        writer.writerows([directory.escape_formula(org), d, f, p] for org, d, f, p in rows)
+        sys.stdout.buffer.write(("\ufeff" + buffer.getvalue()).encode("utf-8"))
+        return
+    tz = settings.site.tz
+    table = _table(f"Digest {name}, issue {found.id} of {_local(found.scheduled_for, tz)}")
+    for column in ("organisation", "delivered", "failed", "pending"):
+        table.add_column(column, justify="left" if column == "organisation" else "right")
+    for org, delivered, failed, pending in rows:
+        table.add_row(org, str(delivered), str(failed), str(pending))
+    out.print(table)
+
+
+async def _report(settings: config.Settings, name: str, issue_id: int | None) -> tuple[Any, list[Any]]:
+    async with Syndication(settings) as syn:
+        return await syn.digest_report(name, issue_id)
 
 
 def main() -> None:

@@ -15,16 +15,16 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syndication import __version__
 from syndication.errors import ConfigError
-from syndication.types import HtmlRules, SourceSpec
+from syndication.types import DigestSpec, HtmlRules, SourceSpec
 
 DEFAULT_CONFIG = Path("config/syndication.toml")
 CONFIG_ENV = "SYNDICATION_CONFIG"
@@ -91,6 +91,44 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MailSettings:
+    transport: Literal["maildir", "smtp"] = "maildir"
+    maildir: Path = Path("var/outbox")
+    """Resolved against the configuration file's folder."""
+    from_address: str = "ban-tin@example.org"
+    from_name: str = ""
+    """Empty means the site title."""
+    reply_to: str | None = None
+    host: str = "localhost"
+    port: int = 25
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    """Read from the environment variable named by ``password_env``; never from the file."""
+    pool: int = 4
+    rate: float = 0.0
+    """Messages per second over all connections; 0 means no limit."""
+    timeout: float = 30.0
+    retry_base: timedelta = timedelta(minutes=5)
+    retry_max: timedelta = timedelta(hours=6)
+    max_attempts: int = 8
+    bounce_threshold: int = 3
+    lease: timedelta = timedelta(minutes=10)
+    unsubscribe_mailto: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscribeSettings:
+    secret: str | None = field(default=None, repr=False)
+    """Signs forms (CSRF) and rate-limit keys; from the variable named by ``secret_env``."""
+    per_client_per_hour: int = 10
+    per_address_per_day: int = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Category:
     slug: str
     title: str
@@ -106,6 +144,12 @@ class Settings:
     sources: tuple[SourceSpec, ...]
     feeds: FeedSettings = FeedSettings()
     server: ServerSettings = ServerSettings()
+    mail: MailSettings = MailSettings()
+    subscribe: SubscribeSettings = SubscribeSettings()
+    digests: tuple[DigestSpec, ...] = ()
+
+    def digest(self, name: str) -> DigestSpec | None:
+        return next((d for d in self.digests if d.name == name), None)
 
     def source(self, source_id: str) -> SourceSpec | None:
         return next((s for s in self.sources if s.id == source_id), None)
@@ -251,6 +295,7 @@ def _describe(value: object) -> str:
     return f"{value!r} ({type(value).__name__})"
 
 
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _SOURCE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -319,7 +364,23 @@ def load(path: Path | str | None = None, *, environ: Mapping[str, str] | None = 
 def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Settings:
     c = _Checker(file)
     base = file.parent
-    c.unknown(data, "", {"site", "storage", "fetch", "feeds", "server", "websub", "categories", "sources"})
+    c.unknown(
+        data,
+        "",
+        {
+            "site",
+            "storage",
+            "fetch",
+            "feeds",
+            "server",
+            "websub",
+            "mail",
+            "subscribe",
+            "categories",
+            "sources",
+            "digests",
+        },
+    )
 
     site_t = c.table(data, "site")
     c.unknown(site_t, "site.", {"title", "base_url", "language", "timezone", "description"})
@@ -362,8 +423,11 @@ def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Se
     fetch = _fetch_settings(c, c.table(data, "fetch"))
     feeds = _feed_settings(c, c.table(data, "feeds"), c.table(data, "websub"))
     server = _server_settings(c, c.table(data, "server"))
+    mail = _mail_settings(c, c.table(data, "mail"), base, env)
+    subscribe = _subscribe_settings(c, c.table(data, "subscribe"), env)
     categories = _categories(c, data.get("categories", []))
     sources = _sources(c, data.get("sources", []), {cat.slug for cat in categories}, base)
+    digests = _digests(c, data.get("digests", []))
 
     if c.problems:
         raise ConfigError(str(file), c.problems)
@@ -376,6 +440,9 @@ def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Se
         sources=sources,
         feeds=feeds,
         server=server,
+        mail=mail,
+        subscribe=subscribe,
+        digests=digests,
     )
 
 
@@ -441,6 +508,177 @@ def _feed_settings(c: _Checker, t: Mapping[str, Any], websub: Mapping[str, Any])
         cache_max_age=c.convert(t, p, "cache_max_age", parse_duration, d.cache_max_age),
         websub_hub=hub,
     )
+
+
+def _secret(c: _Checker, t: Mapping[str, Any], key: str, env: Mapping[str, str]) -> str | None:
+    """A secret named by ``<key>_env``: the variable must be set when the key is given."""
+    name = c.get(t, key.rsplit(".", 1)[0] + ".", key.rsplit(".", 1)[1] + "_env", str)
+    if name is None:
+        return None
+    value = env.get(name)
+    if not value:
+        c.problem(f"{key}_env", f"environment variable {name} is not set")
+        return None
+    return value
+
+
+_MAIL_KEYS = {
+    "transport", "maildir", "from_address", "from_name", "reply_to", "host", "port", "security",
+    "username", "password_env", "pool", "rate", "timeout", "retry_base", "retry_max", "max_attempts",
+    "bounce_threshold", "lease", "unsubscribe_mailto", "dkim_selector", "dkim_domain", "dkim_key",
+}  # fmt: skip
+
+
+def _mail_settings(c: _Checker, t: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> MailSettings:
+    d = MailSettings()
+    p = "mail."
+    c.unknown(t, p, _MAIL_KEYS)
+    transport = c.get(t, p, "transport", str, d.transport)
+    if transport not in ("maildir", "smtp"):
+        c.problem(p + "transport", f'expected "maildir" or "smtp", got "{transport}"')
+        transport = d.transport
+    security = c.get(t, p, "security", str, d.security)
+    if security not in ("none", "starttls", "tls"):
+        c.problem(p + "security", f'expected "none", "starttls" or "tls", got "{security}"')
+        security = d.security
+    addresses = {}
+    for name in ("from_address", "reply_to", "unsubscribe_mailto"):
+        value = c.get(t, p, name, str, getattr(d, name))
+        if value is not None and not _EMAIL.match(value):
+            c.problem(p + name, f'"{value}" is not an e-mail address')
+        addresses[name] = value
+    port = c.get(t, p, "port", int, d.port)
+    if port is None or not 1 <= port <= 65535:
+        c.problem(p + "port", f"must be between 1 and 65535, got {port}")
+        port = d.port
+    rate = c.get(t, p, "rate", (int, float), d.rate)
+    if rate is None or rate < 0:
+        c.problem(p + "rate", f"must be 0 (no limit) or more, got {rate}")
+        rate = d.rate
+    counts: dict[str, int] = {}
+    for name, low, high in (("pool", 1, 64), ("max_attempts", 1, 100), ("bounce_threshold", 1, 100)):
+        value = c.get(t, p, name, int, getattr(d, name))
+        if value is None or not low <= value <= high:
+            c.problem(p + name, f"must be between {low} and {high}, got {value}")
+            value = getattr(d, name)
+        counts[name] = value
+    dkim = {name: c.get(t, p, name, str) for name in ("dkim_selector", "dkim_domain", "dkim_key")}
+    if any(dkim.values()) and not all(dkim.values()):
+        c.problem(p + "dkim_key", "DKIM needs dkim_selector, dkim_domain and dkim_key together")
+    dkim_key = resolve_path(dkim["dkim_key"], base) if dkim["dkim_key"] else None
+    if dkim_key is not None and not dkim_key.is_file():
+        c.problem(p + "dkim_key", f"no such file: {dkim_key}")
+    password = _secret(c, t, "mail.password", env)
+    return MailSettings(
+        transport="smtp" if transport == "smtp" else "maildir",
+        maildir=resolve_path(c.get(t, p, "maildir", str, "../var/outbox") or "../var/outbox", base),
+        from_address=addresses["from_address"] or d.from_address,
+        from_name=c.get(t, p, "from_name", str, "") or "",
+        reply_to=addresses["reply_to"],
+        host=c.get(t, p, "host", str, d.host) or d.host,
+        port=port,
+        security="tls" if security == "tls" else "none" if security == "none" else "starttls",
+        username=c.get(t, p, "username", str),
+        password=password,
+        pool=counts["pool"],
+        rate=float(rate),
+        timeout=c.convert(t, p, "timeout", parse_duration, timedelta(seconds=d.timeout)).total_seconds(),
+        retry_base=c.convert(t, p, "retry_base", parse_duration, d.retry_base),
+        retry_max=c.convert(t, p, "retry_max", parse_duration, d.retry_max),
+        max_attempts=counts["max_attempts"],
+        bounce_threshold=counts["bounce_threshold"],
+        lease=c.convert(t, p, "lease", parse_duration, d.lease),
+        unsubscribe_mailto=addresses["unsubscribe_mailto"],
+        dkim_selector=dkim["dkim_selector"],
+        dkim_domain=dkim["dkim_domain"],
+        dkim_key=dkim_key,
+    )
+
+
+def _subscribe_settings(c: _Checker, t: Mapping[str, Any], env: Mapping[str, str]) -> SubscribeSettings:
+    d = SubscribeSettings()
+    p = "subscribe."
+    c.unknown(t, p, {"secret_env", "per_client_per_hour", "per_address_per_day"})
+    limits: dict[str, int] = {}
+    for name in ("per_client_per_hour", "per_address_per_day"):
+        value = c.get(t, p, name, int, getattr(d, name))
+        if value is None or not 1 <= value <= 10000:
+            c.problem(p + name, f"must be between 1 and 10000, got {value}")
+            value = getattr(d, name)
+        limits[name] = value
+    return SubscribeSettings(secret=_secret(c, t, "subscribe.secret", env), **limits)
+
+
+_DIGEST_KEYS = {"name", "title", "schedule", "subject", "max_items", "skip_empty", "period"}
+_DIGEST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def _digests(c: _Checker, items: object) -> tuple[DigestSpec, ...]:
+    if not isinstance(items, list):
+        c.problem("digests", "expected an array of tables ([[digests]])")
+        return ()
+    result: list[DigestSpec] = []
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        p = f"digests[{i}]."
+        if not isinstance(item, Mapping):
+            c.problem(f"digests[{i}]", "expected a table")
+            continue
+        c.unknown(item, p, _DIGEST_KEYS)
+        name = c.get(item, p, "name", str, required=True)
+        schedule = c.get(item, p, "schedule", str, required=True)
+        if name is not None:
+            if not _DIGEST_NAME.match(name):
+                c.problem(p + "name", f'"{name}" must be lower-case letters, digits, "-" and "_"')
+            elif name in seen:
+                c.problem(p + "name", f'"{name}" is used by another digest')
+            seen.add(name)
+        if schedule is not None:
+            problem = cron_problem(schedule)
+            if problem:
+                c.problem(p + "schedule", problem)
+        max_items = c.get(item, p, "max_items", int, 50)
+        if max_items is None or not 1 <= max_items <= 500:
+            c.problem(p + "max_items", f"must be between 1 and 500, got {max_items}")
+            max_items = 50
+        subject = c.get(item, p, "subject", str, "{digest} – {site} – {date}") or "{digest} – {site} – {date}"
+        try:
+            subject.format(site="", digest="", date="", count=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            c.problem(
+                p + "subject",
+                f"bad template {subject!r}: use {{site}}, {{digest}}, {{date}}, {{count}} ({exc})",
+            )
+        if name is None or schedule is None:
+            continue
+        result.append(
+            DigestSpec(
+                name=name,
+                title=c.get(item, p, "title", str, "") or name,
+                schedule=schedule,
+                subject=subject,
+                max_items=max_items,
+                skip_empty=bool(c.get(item, p, "skip_empty", bool, True)),
+                period=c.convert(item, p, "period", parse_duration, timedelta(days=1)),
+            )
+        )
+    return tuple(result)
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why a 5-field cron expression is invalid, or ``None``."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return (
+            f'expected 5 cron fields (minute hour day month weekday) such as "0 7 * * *", got "{expression}"'
+        )
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression)
+    except ValueError as exc:
+        return f'invalid cron expression "{expression}": {exc}'
+    return None
 
 
 def _server_settings(c: _Checker, t: Mapping[str, Any]) -> ServerSettings:

@@ -291,3 +291,122 @@ class FeedDocument:
     etag: str
     """Strong validator, quoted: ``"<sha256 prefix>"``."""
     last_modified: datetime
+
+
+# --- subscribers, digests, deliveries ---------------------------------------------------
+
+SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
+DeliveryStatus = Literal["pending", "sending", "sent", "retrying", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriberData:
+    """A subscriber as the publisher writes it (directory file, ``subscribers add``)."""
+
+    address: str
+    """Lower-cased, NFC, syntax-checked e-mail address."""
+    display_name: str = ""
+    organisation: str | None = None
+    """The branch's name, e.g. "Chi bộ Văn phòng"."""
+    organisation_parent: str | None = None
+    """The parent organisation's name, when the directory gives one."""
+    categories: tuple[str, ...] = ()
+    """Category slugs followed; empty means all."""
+    digest: str = "daily"
+    status: SubscriberStatus = "active"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscriber:
+    """A stored subscriber."""
+
+    id: int
+    address: str
+    display_name: str
+    organisation: str | None
+    categories: tuple[str, ...]
+    digest: str
+    status: SubscriberStatus
+    token: str
+    """Random, unguessable (URL-safe): identifies the subscriber in personal links."""
+    created: datetime
+    confirmed: datetime | None = None
+    bounces: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestSpec:
+    """A digest as configured (``[[digests]]``)."""
+
+    name: str
+    schedule: str
+    """Cron expression (5 fields) in the site time zone."""
+    subject: str
+    """Subject template; may use {site}, {digest}, {date}, {count}."""
+    max_items: int = 50
+    skip_empty: bool = True
+    period: timedelta = timedelta(days=1)
+    """How far back a new subscriber's first digest reaches."""
+    title: str = ""
+    """Shown to people, e.g. "Bản tin hằng ngày"."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestIssue:
+    """One run of a digest, identified by (digest, scheduled_for)."""
+
+    id: int
+    digest: str
+    scheduled_for: datetime
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestSection:
+    category: str
+    title: str
+    articles: tuple[Article, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestContent:
+    """What one subscriber receives, without anything personal: equal for everyone
+    with the same categories and window, so it is rendered once and shared."""
+
+    digest: DigestSpec
+    sections: tuple[DigestSection, ...]
+    window_start: datetime
+    window_end: datetime
+
+    @property
+    def count(self) -> int:
+        return sum(len(s.articles) for s in self.sections)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """One message to one subscriber for one issue (the outbox row)."""
+
+    id: int
+    issue_id: int
+    subscriber_id: int | None
+    """None once the subscriber was removed (the delivery stays for the report)."""
+    address: str
+    status: DeliveryStatus
+    message_id: str
+    attempts: int = 0
+    next_attempt: datetime | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendOutcome:
+    """What the transport said about one message."""
+
+    ok: bool
+    permanent: bool = False
+    """A 5xx answer: retrying will not help."""
+    error: str | None = None

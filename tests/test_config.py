@@ -218,3 +218,64 @@ def test_zero_is_not_taken_for_the_default(tmp_path: Path) -> None:
         tmp_path, GOOD.replace('remove = [".other-news"]', 'remove = [".other-news"]\nmax_articles = 0')
     )
     assert found == ["sources[1].html.max_articles: must be between 1 and 500, got 0"]
+
+
+DIGESTS = """
+[mail]
+transport = "smtp"
+host = "smtp.example.org"
+port = 587
+username = "ban-tin"
+password_env = "SYN_SMTP"
+from_address = "ban-tin@example.org"
+from_name = "Đảng bộ Khối"
+rate = 20
+[subscribe]
+secret_env = "SYN_SECRET"
+[[digests]]
+name = "daily"
+title = "Bản tin hằng ngày"
+schedule = "0 7 * * *"
+max_items = 30
+[[digests]]
+name = "weekly"
+schedule = "0 8 * * mon"
+period = "7d"
+subject = "{digest} tuần – {site}"
+"""
+
+
+def test_mail_and_digests(tmp_path: Path) -> None:
+    s = config.load(write(tmp_path, GOOD + DIGESTS), environ={"SYN_SMTP": "bí-mật", "SYN_SECRET": "x" * 32})
+    assert s.mail.transport == "smtp"
+    assert (s.mail.host, s.mail.port, s.mail.security, s.mail.rate) == (
+        "smtp.example.org",
+        587,
+        "starttls",
+        20.0,
+    )
+    assert s.mail.password == "bí-mật"
+    assert "bí-mật" not in repr(s.mail)
+    assert s.subscribe.secret == "x" * 32
+    daily, weekly = s.digests
+    assert (daily.title, daily.max_items, daily.period) == ("Bản tin hằng ngày", 30, timedelta(days=1))
+    assert (weekly.title, weekly.period, weekly.subject) == (
+        "weekly",
+        timedelta(days=7),
+        "{digest} tuần – {site}",
+    )
+    assert s.digest("weekly") == weekly
+    assert s.mail.maildir == (tmp_path / "var" / "outbox").resolve()
+
+
+def test_bad_mail_and_digests(tmp_path: Path) -> None:
+    text = GOOD + DIGESTS.replace('"0 8 * * mon"', '"mỗi sáng thứ hai"').replace("port = 587", 'port = "587"')
+    text += '[[digests]]\nname = "daily"\nschedule = "99 7 * * *"\nsubject = "{ngay}"\n'
+    found = problems(tmp_path, text)
+    assert "mail.password_env: environment variable SYN_SMTP is not set" in found
+    assert "subscribe.secret_env: environment variable SYN_SECRET is not set" in found
+    assert 'mail.port: expected a whole number, got "587" (a string)' in found
+    assert any(p.startswith("digests[1].schedule: expected 5 cron fields") for p in found)
+    assert 'digests[2].name: "daily" is used by another digest' in found
+    assert any(p.startswith('digests[2].schedule: invalid cron expression "99 7 * * *"') for p in found)
+    assert any(p.startswith("digests[2].subject: bad template") for p in found)

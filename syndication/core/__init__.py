@@ -24,19 +24,24 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from syndication import text
 from syndication.config import Settings
 from syndication.core.batching import WriteBehind
+from syndication.core.digests import DigestService
 from syndication.core.feeds import FeedService
+from syndication.core.subscriptions import SubscriptionService
 from syndication.errors import FetchError, ParseError, SourceError, SyndicationError
 from syndication.ingest import decide, pipeline
 from syndication.ingest.fetch import Fetcher, HttpFetcher
-from syndication.store import Store
+from syndication.mail.send import Transport
+from syndication.store import Store, SubscriberCounts
 from syndication.types import (
     Article,
     Clock,
+    DigestIssue,
     FetchRequest,
     FetchResult,
     KeyedArticle,
@@ -46,9 +51,15 @@ from syndication.types import (
     SaveCounts,
     SourceSpec,
     SourceState,
+    Subscriber,
+    SubscriberData,
+    SubscriberStatus,
 )
 
 log = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
+"""The Jinja2 templates (the repository's ``templates/``, shipped in the package)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -85,6 +96,7 @@ class Syndication:
         fetcher: Fetcher | None = None,
         parse_executor: Executor | None = None,
         backlog_bytes: int = 0,
+        transport_factory: Callable[[], Transport] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -96,9 +108,12 @@ class Syndication:
         sqlite = settings.storage.url.startswith("sqlite")
         self._db_executor = ThreadPoolExecutor(max_workers=1 if sqlite else 4, thread_name_prefix="store")
         self._started = False
+        self._transport_factory = transport_factory
         # Fetched bytes that may wait for parsing before new sources wait to start.
         self._backlog_bytes = backlog_bytes or max(BACKLOG_BYTES, 2 * settings.fetch.max_bytes)
         self._feed_service: FeedService | None = None
+        self._digest_service: DigestService | None = None
+        self._subscription_service: SubscriptionService | None = None
         # Poll outcomes of many sources at once are written together (see WriteBehind).
         self._records: WriteBehind[PollRecord] = WriteBehind(
             lambda batch: self._db(self.store.record_polls, batch)
@@ -215,6 +230,88 @@ class Syndication:
         if self._feed_service is not None and any(r.status in ("new", "updated") for r in results.values()):
             await self._feed_service.refresh()
         return [results[s.id] for s in specs]
+
+    # --- subscribers and digests -------------------------------------------------------
+
+    async def upsert_subscribers(self, rows: Sequence[SubscriberData]) -> SubscriberCounts:
+        await self.start()
+        return await self._db(self.store.upsert_subscribers, rows, now=self.clock())
+
+    async def list_subscribers(
+        self, *, status: str | None = None, digest: str | None = None
+    ) -> list[Subscriber]:
+        statuses: dict[str, SubscriberStatus] = {
+            "pending": "pending",
+            "active": "active",
+            "unsubscribed": "unsubscribed",
+            "bounced": "bounced",
+        }
+        if status is not None and status not in statuses:
+            raise SyndicationError(f'unknown status "{status}" (pending, active, unsubscribed, bounced)')
+        if digest is not None and self.settings.digest(digest) is None:
+            raise SyndicationError(f'unknown digest "{digest}"')
+        await self.start()
+        return await self._db(
+            self.store.list_subscribers, status=statuses[status] if status else None, digest=digest
+        )
+
+    async def get_subscriber(self, address: str) -> Subscriber | None:
+        await self.start()
+        return await self._db(self.store.get_subscriber, address=address)
+
+    async def remove_subscriber(self, address: str) -> bool:
+        await self.start()
+        return await self._db(self.store.remove_subscriber, address)
+
+    async def delivery_counts(self, issue_id: int) -> dict[str, int]:
+        return await self._db(self.store.delivery_counts, issue_id)
+
+    async def digest_report(
+        self, name: str, issue_id: int | None = None
+    ) -> tuple[DigestIssue, list[tuple[str, int, int, int]]]:
+        """The issue (default: the latest of ``name``) and its per-branch counts.
+
+        Raises:
+            SyndicationError: unknown digest or issue.
+        """
+        service = await self.digest_service()
+        service.spec(name)
+        issue = (
+            await self._db(self.store.get_issue, issue_id)
+            if issue_id is not None
+            else await self._db(self.store.latest_issue, name)
+        )
+        if issue is None or issue.digest != name:
+            raise SyndicationError(
+                f"digest {name} has no issue {issue_id}" if issue_id else f"digest {name} was never sent"
+            )
+        return issue, await self._db(self.store.issue_report, issue.id)
+
+    async def digest_service(self) -> DigestService:
+        """Plans and sends digests (created on first use)."""
+        if self._digest_service is None:
+            await self.start()
+            self._digest_service = DigestService(
+                self.settings,
+                store=self.store,
+                db=self._db,
+                clock=self.clock,
+                templates_dir=TEMPLATES,
+                transport_factory=self._transport_factory,
+            )
+        return self._digest_service
+
+    async def subscription_service(self) -> SubscriptionService:
+        """What the subscription pages ask (double opt-in, preferences, unsubscribe)."""
+        if self._subscription_service is None:
+            self._subscription_service = SubscriptionService(
+                self.settings,
+                store=self.store,
+                db=self._db,
+                clock=self.clock,
+                digests=await self.digest_service(),
+            )
+        return self._subscription_service
 
     async def feed_service(self) -> FeedService:
         """The publisher of feeds, with page 1 of every feed built."""

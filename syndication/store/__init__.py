@@ -1,12 +1,14 @@
 """The durable store: sources and their poll state, articles, page validators,
-versions of published feeds; migrations.
+versions of published feeds, subscribers and their organisations, digest issues
+and the outbox of deliveries; migrations.
 
 ``Store`` is the one interface the rest of syndication uses. Its methods are
 split by domain into query modules (``sources``, ``pages``, ``articles``,
-``scopes``) that take a connection; ``Store`` opens one transaction per call, holds the write
-lock for writes, and is the edge where database errors become ``StoreError``
-(``engine.wrap_errors``). The schema lives in ``schema``; the database is
-created and changed only by the Alembic migrations in ``migrations/``.
+``scopes``, ``subscribers``, ``deliveries``) that take a connection; ``Store``
+opens one transaction per call, holds the write lock for writes, and is the edge
+where database errors become ``StoreError`` (``engine.wrap_errors``). The schema
+lives in ``schema``; the database is created and changed only by the Alembic
+migrations in ``migrations/``.
 
 Synchronous on purpose: this is SQLAlchemy Core on a plain engine, and ``core``
 calls it off the event loop in a worker thread (``asyncio.to_thread``, or an
@@ -33,19 +35,35 @@ Must not: import other components, read the settings object or the clock.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 
-from syndication.types import Article, KeyedArticle, PollRecord, SaveCounts, SourceSpec, SourceState
+from syndication.types import (
+    Article,
+    Delivery,
+    DigestIssue,
+    KeyedArticle,
+    PollRecord,
+    SaveCounts,
+    SourceSpec,
+    SourceState,
+    Subscriber,
+    SubscriberData,
+    SubscriberStatus,
+)
 
 from . import articles as _articles
+from . import deliveries as _deliveries
 from . import migrate as _migrate
 from . import pages as _pages
 from . import scopes as _scopes
 from . import sources as _sources
+from . import subscribers as _subscribers
+from .deliveries import NO_ORGANISATION, NewDelivery
 from .engine import Database
+from .subscribers import SubscriberCounts
 
-__all__ = ["Store"]
+__all__ = ["NO_ORGANISATION", "NewDelivery", "Store", "SubscriberCounts"]
 
 
 class Store:
@@ -316,3 +334,368 @@ class Store:
         """
         with self._db.transaction("read changed feeds") as connection:
             return _scopes.changed_scopes(connection, since=since)
+
+    def digest_articles(
+        self, *, categories: Sequence[str], seen_after: datetime, seen_until: datetime, limit: int
+    ) -> list[Article]:
+        """Up to ``limit`` articles for a digest window, newest first (published, then id, descending).
+
+        The window is of ``first_seen``, the time we learned of an article, so a
+        back-dated article is never missed: ``seen_after < first_seen <= seen_until``.
+        Duplicates are left out; ``categories``: articles in any of them (empty: all).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read articles for a digest") as connection:
+            return _articles.digest_articles(
+                connection, categories=categories, seen_after=seen_after, seen_until=seen_until, limit=limit
+            )
+
+    # --- subscribers --------------------------------------------------------------
+
+    def upsert_subscribers(self, rows: Sequence[SubscriberData], *, now: datetime) -> SubscriberCounts:
+        """Insert or update subscribers by address (lower-cased), in one transaction.
+
+        - A new address is inserted with the row's status and a new token.
+        - A known address gets the row's display name, organisation (None: none),
+          categories and digest. Its status becomes the row's, except that an
+          address that unsubscribed or bounced keeps its status: the directory never
+          re-activates one (counted as ``kept``).
+        - Organisations are created by name, and a row's ``organisation_parent``
+          (created too) becomes its organisation's parent; a row without one leaves
+          the parent as it was.
+        - The same address twice in ``rows``: the last row wins.
+        - ``confirmed`` is set the first time an address becomes active.
+
+        Raises:
+            StoreError: an organisation would become its own ancestor, or the database
+                failed (nothing was saved).
+            ValueError: a category is not a slug or a status is unknown (a bug: the
+                directory validates both first).
+        """
+        with self._db.transaction("save subscribers", write=True) as connection:
+            return _subscribers.upsert_subscribers(connection, rows, now=now)
+
+    def add_subscriber(self, row: SubscriberData, *, now: datetime) -> Subscriber:
+        """Upsert one subscriber by the rules of ``upsert_subscribers``; the stored result.
+
+        Raises:
+            StoreError: as for ``upsert_subscribers``.
+        """
+        with self._db.transaction("save a subscriber", write=True) as connection:
+            _subscribers.upsert_subscribers(connection, [row], now=now)
+            found = _subscribers.get_by_address(connection, row.address)
+        assert found is not None
+        return found
+
+    def remove_subscriber(self, address: str) -> bool:
+        """Delete the subscriber with this address; whether there was one.
+
+        Its deliveries stay for reports (with their copies of the address and
+        organisation name, ``subscriber_id`` None); ``claim_deliveries`` marks the
+        ones not yet sent failed instead of handing them out.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("remove a subscriber", write=True) as connection:
+            return _subscribers.remove_subscriber(connection, address)
+
+    def get_subscriber(self, *, address: str | None = None, token: str | None = None) -> Subscriber | None:
+        """The subscriber with this address (any case) or token (give exactly one), or None.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        if (address is None) == (token is None):
+            raise ValueError("give exactly one of address and token")
+        with self._db.transaction("read a subscriber") as connection:
+            if address is not None:
+                return _subscribers.get_by_address(connection, address)
+            assert token is not None
+            return _subscribers.get_by_token(connection, token)
+
+    def subscribers_by_ids(self, ids: Sequence[int]) -> list[Subscriber]:
+        """The subscribers with these ids, ordered by id; unknown ids are left out.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read subscribers") as connection:
+            return _subscribers.by_ids(connection, ids)
+
+    def list_subscribers(
+        self,
+        *,
+        status: SubscriberStatus | None = None,
+        digest: str | None = None,
+        organisation: str | None = None,
+    ) -> list[Subscriber]:
+        """Subscribers, filtered by each argument given, ordered by organisation
+        (Vietnamese letters beside their base letter; none last), then address.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("list subscribers") as connection:
+            return _subscribers.list_subscribers(
+                connection, status=status, digest=digest, organisation=organisation
+            )
+
+    def count_subscribers_by_status(self) -> dict[str, int]:
+        """How many subscribers have each status; every status is a key.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("count subscribers") as connection:
+            return _subscribers.count_by_status(connection)
+
+    def list_organisations(self) -> list[tuple[str, str | None]]:
+        """Every organisation as ``(name, parent's name or None)``, ordered by name.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("list organisations") as connection:
+            return _subscribers.list_organisations(connection)
+
+    def subscribe_pending(self, row: SubscriberData, *, now: datetime) -> tuple[Subscriber, bool]:
+        """Start double opt-in from the subscribe form: ``(subscriber, needs_confirmation)``.
+
+        A new address is stored pending (whatever ``row.status``). A pending or
+        unsubscribed one becomes pending again with a new token (earlier links stop
+        working) and the form's categories, digest and, when given, display name and
+        organisation. An active or bounced one is returned unchanged and needs no
+        message: the form cannot change the preferences of someone else's address.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("subscribe", write=True) as connection:
+            return _subscribers.subscribe_pending(connection, row, now=now)
+
+    def confirm(self, token: str, *, now: datetime) -> Subscriber | None:
+        """Follow a confirmation link: pending becomes active; active is returned as it is;
+        None for any other status or an unknown token.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("confirm a subscription", write=True) as connection:
+            return _subscribers.confirm(connection, token, now=now)
+
+    def set_preferences(
+        self, token: str, *, categories: Sequence[str], digest: str, now: datetime
+    ) -> Subscriber | None:
+        """Change the categories (empty: all) and digest of the token's subscriber, whatever
+        its status (which stays); None for an unknown token.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("save preferences", write=True) as connection:
+            return _subscribers.set_preferences(
+                connection, token, categories=categories, digest=digest, now=now
+            )
+
+    def unsubscribe(self, token: str, *, now: datetime) -> Subscriber | None:
+        """Unsubscribe the token's subscriber, from any status; again changes nothing.
+        None for an unknown token.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("unsubscribe", write=True) as connection:
+            return _subscribers.unsubscribe(connection, token, now=now)
+
+    def record_bounce(self, subscriber_id: int, *, threshold: int, now: datetime) -> bool:
+        """Count one permanent failure of the subscriber's address; whether it is now bounced.
+
+        A pending or active subscriber becomes bounced once it has ``threshold``
+        bounces; an unsubscribed one stays unsubscribed. Unknown ids: False.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("record a bounce", write=True) as connection:
+            return _subscribers.record_bounce(connection, subscriber_id, threshold=threshold, now=now)
+
+    # --- digest issues and deliveries ---------------------------------------------------
+
+    def create_issue(
+        self, digest: str, scheduled_for: datetime, *, now: datetime
+    ) -> tuple[DigestIssue, bool]:
+        """The issue of ``digest`` for ``scheduled_for``, and whether this call made it.
+
+        Race-safe: processes creating the same issue at once all get the one row.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction(f"create an issue of digest {digest!r}", write=True) as connection:
+            return _deliveries.create_issue(connection, digest, scheduled_for, now=now)
+
+    def get_issue(self, id: int) -> DigestIssue | None:
+        """The issue with this id, or None.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read an issue") as connection:
+            return _deliveries.get_issue(connection, id)
+
+    def latest_issue(self, digest: str) -> DigestIssue | None:
+        """The issue of ``digest`` scheduled last, or None.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read an issue") as connection:
+            found = _deliveries.list_issues(connection, digest, limit=1)
+        return found[0] if found else None
+
+    def list_issues(self, digest: str, *, limit: int = 50) -> list[DigestIssue]:
+        """The ``limit`` issues of ``digest`` scheduled last, newest first.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("list issues") as connection:
+            return _deliveries.list_issues(connection, digest, limit=limit)
+
+    def last_windows(self, digest: str, subscriber_ids: Sequence[int]) -> dict[int, datetime]:
+        """For each subscriber, the ``window_end`` of its latest sent delivery of ``digest``;
+        subscribers with none are absent.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read previous digest windows") as connection:
+            return _deliveries.last_windows(connection, digest, subscriber_ids)
+
+    def add_deliveries(self, issue_id: int, items: Sequence[NewDelivery], *, now: datetime) -> int:
+        """Put pending deliveries of an issue in the outbox; how many were added.
+
+        Idempotent: an item whose (issue, address) is already there is skipped and
+        the stored row left as it is.
+
+        Raises:
+            StoreError: the issue is unknown, a Message-ID is already used by another
+                delivery, or the database failed (nothing was added).
+        """
+        with self._db.transaction("add deliveries", write=True) as connection:
+            return _deliveries.add_deliveries(connection, issue_id, items, now=now)
+
+    def claim_deliveries(
+        self, *, issue_id: int | None, limit: int, lease: timedelta, owner: str, now: datetime
+    ) -> list[Delivery]:
+        """Lease up to ``limit`` due deliveries (of one issue, or of all) to ``owner``, oldest first.
+
+        Due: pending; retrying with ``next_attempt <= now``; or sending with a lease
+        that ended before ``now`` (its sender crashed). Each becomes sending until
+        ``now + lease``, leased by ``owner`` (unique per sender process), with one
+        more attempt; the Message-ID never changes. A due row whose subscriber was
+        removed or is no longer active is marked failed instead, and not returned.
+        Two senders never get the same row (the write lock; ``FOR UPDATE SKIP
+        LOCKED`` on PostgreSQL). Fewer than ``limit`` means nothing else is due.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("claim deliveries", write=True) as connection:
+            return _deliveries.claim_deliveries(
+                connection, issue_id=issue_id, limit=limit, lease=lease, owner=owner, now=now
+            )
+
+    def mark_sent(self, ids: Sequence[int], *, owner: str, now: datetime) -> int:
+        """Mark deliveries sent at ``now``; only rows still sending under ``owner``'s lease
+        change (another sender may have taken over one). How many did.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("mark deliveries sent", write=True) as connection:
+            return _deliveries.mark_sent(connection, ids, owner=owner, now=now)
+
+    def mark_retry(self, id: int, *, owner: str, error: str, next_attempt: datetime, now: datetime) -> bool:
+        """Mark a delivery to be retried at ``next_attempt``, keeping ``error``; only if it is
+        still sending under ``owner``'s lease. Whether it was.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("mark a delivery for retry", write=True) as connection:
+            return _deliveries.mark_retry(
+                connection, id, owner=owner, error=error, next_attempt=next_attempt, now=now
+            )
+
+    def mark_failed(self, id: int, *, owner: str, error: str, now: datetime) -> bool:
+        """Mark a delivery failed for good with ``error``; only if it is still sending under
+        ``owner``'s lease. Whether it was.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("mark a delivery failed", write=True) as connection:
+            return _deliveries.mark_failed(connection, id, owner=owner, error=error, now=now)
+
+    def save_archive(self, issue_id: int, key: str, html: str, *, now: datetime) -> None:
+        """Keep the shared HTML of one content of an issue (first write wins).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("archive a digest", write=True) as connection:
+            _deliveries.save_archive(connection, issue_id, key, html, now)
+
+    def get_archive(self, issue_id: int, key: str) -> str | None:
+        """The archived HTML of one content of an issue, if any.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read a digest archive") as connection:
+            return _deliveries.get_archive(connection, issue_id, key)
+
+    def supersede(self, *, digest: str, before_issue: int, now: datetime) -> int:
+        """Fail the never-tried and retry-waiting deliveries of ``digest``'s issues before
+        ``before_issue`` ("superseded"): the newer issue carries their articles. How many.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("supersede older deliveries", write=True) as connection:
+            return _deliveries.supersede(connection, digest=digest, before_issue=before_issue, now=now)
+
+    def delivery_counts(self, issue_id: int) -> dict[str, int]:
+        """How many deliveries of the issue have each status; every status is a key.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("count deliveries") as connection:
+            return _deliveries.delivery_counts(connection, issue_id)
+
+    def issue_report(self, issue_id: int) -> list[tuple[str, int, int, int]]:
+        """Per organisation of the issue: ``(name, delivered, failed, pending or other)``.
+
+        The organisation is the one the subscriber had when the issue was built;
+        addresses with none come last as ``NO_ORGANISATION``. Ordered by name, with
+        Vietnamese letters beside their base letter.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("report on an issue") as connection:
+            return _deliveries.issue_report(connection, issue_id)
+
+    def get_deliveries(self, issue_id: int) -> list[Delivery]:
+        """Every delivery of the issue, in the order they were added.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read deliveries") as connection:
+            return _deliveries.get_deliveries(connection, issue_id)

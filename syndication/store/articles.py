@@ -442,3 +442,28 @@ def count_articles(
         search=None,
     )
     return int(connection.scalar(query) or 0)
+
+
+def digest_articles(
+    connection: Connection,
+    *,
+    categories: Sequence[str],
+    seen_after: datetime,
+    seen_until: datetime,
+    limit: int,
+) -> list[Article]:
+    """Articles for a digest window; see ``Store.digest_articles``."""
+    query = select(*_ARTICLE_COLUMNS).where(
+        articles.c.duplicate_of.is_(None),
+        articles.c.first_seen > seen_after,
+        articles.c.first_seen <= seen_until,
+    )
+    wanted = sorted(set(categories))
+    if wanted:
+        query = query.where(
+            exists().where(
+                article_categories.c.article_id == articles.c.id, article_categories.c.category.in_(wanted)
+            )
+        )
+    query = query.order_by(articles.c.published.desc(), articles.c.id.desc())
+    return _read(connection, query.limit(max(limit, 0)))

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Dialect,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
 NAMING_CONVENTION = {
@@ -118,6 +120,8 @@ Index("ix_articles_published_id", articles.c.published, articles.c.id)
 # btree row-size limit, so a pathologically long title cannot fail a batch.
 Index("ix_articles_title_key", articles.c.title_key, postgresql_using="hash")
 Index("ix_articles_source_id", articles.c.source_id)
+# Digests select by the time we learned of an article (a window of first_seen).
+Index("ix_articles_first_seen", articles.c.first_seen)
 
 article_categories = Table(
     "article_categories",
@@ -159,3 +163,106 @@ feed_scopes = Table(
 )
 # max(version) and "version > since" without reading the table.
 Index("ix_feed_scopes_version", feed_scopes.c.version)
+
+# --- subscribers, digest issues, deliveries (0003) -------------------------------------
+
+SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "retrying", "failed")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+organisations = Table(
+    "organisations",
+    metadata,
+    # A branch (đảng bộ, chi bộ) subscribers belong to; the parent is another organisation.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("parent_id", Integer, ForeignKey("organisations.id", ondelete="SET NULL")),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # Lower-cased: one subscriber per mailbox, however the directory spells it.
+    Column("address", String(320), nullable=False, unique=True),
+    Column("display_name", Text, nullable=False, server_default=""),
+    Column("organisation_id", Integer, ForeignKey("organisations.id", ondelete="SET NULL")),
+    # Category slugs followed, sorted and space-separated; empty means all.
+    Column("categories", Text, nullable=False, server_default=""),
+    Column("digest", String(100), nullable=False),
+    Column("status", String(16), nullable=False),
+    # Random, in personal links (confirm, preferences, unsubscribe); a new one for each opt-in.
+    Column("token", String(64), nullable=False, unique=True),
+    Column("created", UTCDateTime, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("confirmed", UTCDateTime),
+    Column("status_changed", UTCDateTime, nullable=False),
+    Column("bounces", Integer, nullable=False, server_default="0"),
+    CheckConstraint(_one_of("status", SUBSCRIBER_STATUSES), name="status"),
+    # Ids are handed to deliveries: never reuse one (SQLite AUTOINCREMENT).
+    sqlite_autoincrement=True,
+)
+Index("ix_subscribers_organisation_id", subscribers.c.organisation_id)
+Index("ix_subscribers_digest_status", subscribers.c.digest, subscribers.c.status)
+
+digest_issues = Table(
+    "digest_issues",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest", String(100), nullable=False),
+    Column("scheduled_for", UTCDateTime, nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+    # One issue per run: a second process starting the same run finds the first one's.
+    UniqueConstraint("digest", "scheduled_for"),
+    sqlite_autoincrement=True,
+)
+
+digest_archive = Table(
+    "digest_archive",
+    metadata,
+    # The page behind a digest's "view in browser" link: the shared (not personal)
+    # HTML of one content of one issue.
+    Column("issue_id", Integer, ForeignKey("digest_issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("html", Text, nullable=False),
+    Column("created", UTCDateTime, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    # The outbox: one message to one subscriber for one issue, and what became of it.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("issue_id", Integer, ForeignKey("digest_issues.id", ondelete="CASCADE"), nullable=False),
+    # NULL once the subscriber is removed; address and organisation are copies, kept for reports.
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="SET NULL")),
+    Column("address", String(320), nullable=False),
+    Column("organisation", String(200)),
+    Column("status", String(16), nullable=False),
+    # Derived from (issue, subscriber): a retry after a crash sends the same Message-ID.
+    Column("message_id", String(500), nullable=False, unique=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt", UTCDateTime),
+    # A sender claims a row for a while; a row left in "sending" past its lease is claimed again.
+    Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(200)),
+    # The first_seen window of the articles the message holds: (window_start, window_end].
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("window_end", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("sent_at", UTCDateTime),
+    Column("created", UTCDateTime, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
+    CheckConstraint(_one_of("status", DELIVERY_STATUSES), name="status"),
+    # Not (issue_id, subscriber_id): that becomes NULL when a subscriber is removed.
+    UniqueConstraint("issue_id", "address"),
+    sqlite_autoincrement=True,
+)
+# Claiming: the rows of a status, oldest first.
+Index("ix_deliveries_status_id", deliveries.c.status, deliveries.c.id)
+# Each subscriber's previous window, and SET NULL when one is removed.
+Index("ix_deliveries_subscriber_id", deliveries.c.subscriber_id)

@@ -7,7 +7,9 @@
   memory, with validators, 304s, gzip and CORS. It comes first because those
   URLs are polled all day and Starlette's routing and responses would cost
   more than the answer itself;
-- ``pages.Pages``, a Starlette app, renders the HTML pages and the 404 page.
+- ``pages.Pages``, a Starlette app, renders the HTML pages and the 404 page;
+- ``subscribe.SubscriptionPages`` adds the subscription pages to that app when a
+  ``SubscriptionProvider`` is given.
 
 Both read what they serve from a ``FeedProvider`` (implemented in ``core``):
 feeds are built when articles change, never on a request.
@@ -15,18 +17,25 @@ feeds are built when articles change, never on a request.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from syndication.types import Channel, FeedDocument, FeedFormat, FeedPage, FeedSpec
 from syndication.web.files import FeedFiles
-from syndication.web.pages import Pages
+from syndication.web.pages import SECURITY_HEADERS, Pages
+from syndication.web.subscribe import SubscriptionPages, SubscriptionProvider
 
-__all__ = ["FeedProvider", "WebApp", "create_app"]
+__all__ = ["FeedProvider", "SubscriptionProvider", "WebApp", "create_app"]
 
 
 class FeedProvider(Protocol):
@@ -65,12 +74,16 @@ class FeedProvider(Protocol):
 class WebApp:
     """The ASGI app ``create_app`` returns.
 
-    ``files`` answers feed files and hands everything else to ``pages.app`` (Starlette).
+    ``files`` answers feed files and hands everything else to ``pages.app`` (Starlette);
+    ``subscriptions`` holds the subscription routes (and their rate limiters) when served.
     """
 
-    def __init__(self, files: FeedFiles, pages: Pages) -> None:
+    def __init__(
+        self, files: FeedFiles, pages: Pages, subscriptions: SubscriptionPages | None = None
+    ) -> None:
         self.files = files
         self.pages = pages
+        self.subscriptions = subscriptions
 
     @property
     def starlette(self) -> Starlette:
@@ -80,6 +93,25 @@ class WebApp:
         await self.files(scope, receive, send)
 
 
+_ARCHIVE_KEY = re.compile(r"[0-9a-f]{16,64}")
+
+
+def _archive_endpoint(
+    archive: Callable[[int, str], Awaitable[str | None]], pages: Pages
+) -> Callable[[Request], Awaitable[Response]]:
+    """``/ban-tin/{issue}/{key}``: the page behind a digest's "view in browser" link."""
+
+    async def endpoint(request: Request) -> Response:
+        key = str(request.path_params["key"])
+        html = await archive(int(request.path_params["issue"]), key) if _ARCHIVE_KEY.fullmatch(key) else None
+        if html is None:
+            return pages.not_found_response()
+        headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600", "X-Robots-Tag": "noindex"}
+        return HTMLResponse(html, headers=headers)
+
+    return endpoint
+
+
 def create_app(
     provider: FeedProvider,
     *,
@@ -87,17 +119,44 @@ def create_app(
     cache_max_age: int = 300,
     timezone: str = "Asia/Ho_Chi_Minh",
     gzip_cache_size: int = 512,
+    subscriptions: SubscriptionProvider | None = None,
+    secret: bytes | None = None,
+    rate_limits: tuple[int, int] = (10, 3),
+    trusted_proxies: Sequence[str] = (),
+    clock: Callable[[], float] = time.monotonic,
+    archive: Callable[[int, str], Awaitable[str | None]] | None = None,
 ) -> WebApp:
-    """The web app serving ``provider``'s feeds and pages.
+    """The web app serving ``provider``'s feeds and pages, and ``subscriptions``' pages if given.
 
     ``cache_max_age`` goes into ``Cache-Control`` (seconds); ``timezone`` is the
     site's, for dates shown to people; ``gzip_cache_size`` bounds how many
     documents keep their prepared headers and gzip form.
 
+    For the subscription pages: ``secret`` keys the CSRF tokens and rate-limit keys
+    (random per process when None: forms then expire on a restart, and processes
+    sharing a site need a common secret); ``rate_limits`` is (subscribe requests per
+    client per hour, confirmation e-mails per address per day); ``trusted_proxies``
+    (addresses or networks) are the reverse proxies whose ``X-Forwarded-For`` is
+    believed; ``clock`` (seconds, monotonic) times CSRF tokens and rate limits.
+
     Raises:
         zoneinfo.ZoneInfoNotFoundError: ``timezone`` is not a known time zone.
+        ValueError: a rate limit below 1, or a ``trusted_proxies`` entry that is no address.
     """
     pages = Pages(provider, templates_dir=templates_dir, timezone=timezone, cache_max_age=cache_max_age)
+    subscription_pages = None
+    if subscriptions is not None:
+        subscription_pages = SubscriptionPages(
+            subscriptions,
+            pages=pages,
+            secret=secrets.token_bytes(32) if secret is None else secret,
+            rate_limits=rate_limits,
+            trusted_proxies=trusted_proxies,
+            clock=clock,
+        )
+        pages.app.router.routes.extend(subscription_pages.routes)
+    if archive is not None:
+        pages.app.router.routes.append(Route("/ban-tin/{issue:int}/{key}", _archive_endpoint(archive, pages)))
     files = FeedFiles(
         pages.app,
         provider,
@@ -105,4 +164,4 @@ def create_app(
         cache_max_age=cache_max_age,
         cache_size=gzip_cache_size,
     )
-    return WebApp(files, pages)
+    return WebApp(files, pages, subscription_pages)

@@ -1,0 +1,1 @@
+"""Digests: choose what each subscriber receives (pure) and render it (Jinja2, css-inline)."""

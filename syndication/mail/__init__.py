@@ -1,0 +1,1 @@
+"""Mail: build messages (pure MIME assembly, DKIM) and send them (SMTP via aiosmtplib, or a Maildir)."""

@@ -1,0 +1,670 @@
+"""Pages for subscribers: subscribe (double opt-in), confirm, preferences, unsubscribe.
+
+``app.create_app`` adds these routes to the Starlette app of ``pages.Pages``::
+
+    GET  /dang-ky             the subscribe form
+    POST /dang-ky             validate, rate-limit, ``SubscriptionProvider.subscribe``: "check your inbox"
+    GET  /xac-nhan/{token}    ``confirm``: the address becomes active
+    GET  /tuy-chon/{token}    preferences (categories, digest) and an unsubscribe button
+    POST /tuy-chon/{token}    save them
+    GET  /huy/{token}         a page with an unsubscribe button; a GET changes nothing (scanners follow links)
+    POST /huy/{token}         RFC 8058 one-click (the body is exactly ``List-Unsubscribe=One-Click``,
+                              no CSRF token: mail providers send it), or the button of a page
+
+Nothing here tells whether an address exists: the subscribe form answers the
+same page for a new, pending, active or unsubscribed address, and every token
+that is malformed (not ``[A-Za-z0-9_-]{20,100}``, checked before the provider is
+asked) or unknown gets the same 404 page. Links carry tokens, never addresses;
+the preferences page shows the address masked (``ng***@example.org``).
+
+Forms carry a stateless CSRF token, ``<issued>.<HMAC(secret, purpose, token, issued)>``,
+valid for two hours, and a POST is refused when ``Origin`` or ``Sec-Fetch-Site``
+says it came from another site. Subscribing is rate-limited in memory, per
+client (IPv6 by /64) and per address (HMAC of the address with any ``+tag``
+removed, so neither raw addresses nor client addresses are kept).
+
+Must not: send mail, read the store, or interpret tokens: the provider does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import itertools
+import logging
+import math
+import re
+import time
+import unicodedata
+from base64 import urlsafe_b64encode
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from syndication.types import Subscriber
+from syndication.web.pages import SECURITY_HEADERS
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
+
+    from syndication.web.pages import Pages
+
+__all__ = [
+    "CsrfTokens",
+    "RateLimiter",
+    "SubscriptionPages",
+    "SubscriptionProvider",
+    "client_key",
+    "mask_address",
+    "valid_token",
+]
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{20,100}")
+CSRF_FIELD = "csrf"
+CSRF_MAX_AGE = 2 * 3600.0
+MAX_BODY = 32 * 1024
+"""Bytes: a form here is a few hundred; uvicorn sets no limit of its own."""
+MAX_FIELDS = 200
+MAX_ADDRESS = 254
+MAX_NAME = 200
+HOUR = 3600.0
+DAY = 86400.0
+
+_ADDRESS_FORBIDDEN = frozenset(' "(),:;<>[\\]')
+
+_INVALID_LINK = (
+    "Liên kết không hợp lệ hoặc đã hết hạn",
+    "Hãy kiểm tra lại liên kết trong thư (có thể nó bị ngắt dòng), hoặc đăng ký lại.",
+)
+_EXPIRED = (
+    "Phiên làm việc đã hết hạn, vui lòng thử lại",
+    "Trang bạn gửi đã mở quá lâu hoặc không được gửi từ trang của chúng tôi. Hãy mở lại trang và gửi lại.",
+)
+_TOO_MANY = "Bạn đã gửi quá nhiều yêu cầu, vui lòng thử lại sau"
+_BAD_REQUEST = {
+    400: ("Yêu cầu không hợp lệ", "Dữ liệu gửi lên không đọc được. Hãy mở lại trang và gửi lại."),
+    413: ("Dữ liệu gửi lên quá lớn", "Hãy mở lại trang và gửi lại."),
+}
+
+
+class SubscriptionProvider(Protocol):
+    """What the subscription pages need from the rest of the service (implemented in ``core``).
+
+    A token is whatever the provider puts in personal links; these pages only check
+    its shape. Every method returning ``Subscriber | None`` returns None for an
+    unknown or expired token.
+    """
+
+    def categories(self) -> Sequence[tuple[str, str]]:
+        """(slug, title) of every category one can follow, in display order."""
+        ...
+
+    def digests(self) -> Sequence[tuple[str, str]]:
+        """(name, title) of every digest one can receive; the first is the default."""
+        ...
+
+    async def subscribe(
+        self, *, address: str, display_name: str, categories: Sequence[str], digest: str
+    ) -> None:
+        """Create or refresh a pending subscriber and send the confirmation e-mail.
+
+        Behaves alike whether or not the address is known (no enumeration).
+
+        Raises:
+            ValueError: invalid input; the message, in Vietnamese, is shown on the form.
+        """
+        ...
+
+    async def confirm(self, token: str) -> Subscriber | None: ...
+
+    async def subscriber(self, token: str) -> Subscriber | None: ...
+
+    async def set_preferences(
+        self, token: str, *, categories: Sequence[str], digest: str
+    ) -> Subscriber | None: ...
+
+    async def unsubscribe(self, token: str) -> Subscriber | None: ...
+
+
+def valid_token(token: str) -> bool:
+    """Whether ``token`` has the shape of a personal-link token (before any lookup)."""
+    return TOKEN_PATTERN.fullmatch(token) is not None
+
+
+def _token(request: Request) -> str | None:
+    """The token of a personal page's path, if it has the shape of one."""
+    token: str = request.path_params["token"]
+    # Starlette's route patterns end in "$", which also matches before a final newline.
+    if not valid_token(token) or not request.scope["path"].endswith(token):
+        return None
+    return token
+
+
+def mask_address(address: str) -> str:
+    """``nguyen@example.org`` -> ``ng***@example.org``: enough to recognise, little to leak."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:2] if len(local) > 3 else local[:1]}***@{domain}"
+
+
+class CsrfTokens:
+    """Stateless CSRF tokens: ``<issued>.<mac>``, bound to a purpose and a subject (a token or "")."""
+
+    def __init__(self, secret: bytes, *, clock: Callable[[], float], max_age: float = CSRF_MAX_AGE) -> None:
+        self._secret = secret
+        self._clock = clock
+        self._max_age = max_age
+
+    def issue(self, purpose: str, subject: str = "") -> str:
+        issued = int(self._clock())
+        return f"{issued}.{self._mac(purpose, subject, issued)}"
+
+    def valid(self, token: str, purpose: str, subject: str = "") -> bool:
+        issued_text, dot, mac = token.partition(".")
+        if not dot or not (issued_text.isascii() and issued_text.isdigit()) or len(issued_text) > 15:
+            return False
+        issued = int(issued_text)
+        if not 0 <= self._clock() - issued <= self._max_age:
+            return False
+        return hmac.compare_digest(mac.encode(), self._mac(purpose, subject, issued).encode())
+
+    def _mac(self, purpose: str, subject: str, issued: int) -> str:
+        message = f"csrf\0{purpose}\0{subject}\0{issued}".encode()
+        digest = hmac.new(self._secret, message, hashlib.sha256).digest()[:24]
+        return urlsafe_b64encode(digest).decode()
+
+
+class RateLimiter:
+    """At most ``limit`` hits per key in any ``window`` seconds (a sliding log), in memory.
+
+    Keys are opaque bytes (HMACs). At most ``max_keys`` are kept: stale keys go first,
+    then the oldest ones.
+    """
+
+    def __init__(
+        self, limit: int, window: float, *, clock: Callable[[], float], max_keys: int = 50_000
+    ) -> None:
+        if limit < 1:
+            raise ValueError("a rate limit must allow at least one request")
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._max_keys = max_keys
+        self._hits: dict[bytes, list[float]] = {}
+        self._swept = clock()
+
+    def acquire(self, key: bytes) -> float | None:
+        """Count a hit: None when allowed, else the seconds until one more would be (nothing counted)."""
+        now = self._clock()
+        if now - self._swept > self.window or len(self._hits) >= self._max_keys:
+            self._sweep(now)
+        hits = [t for t in self._hits.get(key, ()) if t > now - self.window]
+        if len(hits) >= self.limit:
+            self._hits[key] = hits
+            return max(hits[0] + self.window - now, 1.0)
+        hits.append(now)
+        self._hits[key] = hits
+        return None
+
+    def release(self, key: bytes) -> None:
+        """Take back the last hit of ``key`` (the request it counted did nothing)."""
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+
+    def __len__(self) -> int:
+        """How many keys are remembered."""
+        return len(self._hits)
+
+    def _sweep(self, now: float) -> None:
+        self._swept = now
+        self._hits = {k: v for k, v in self._hits.items() if v and v[-1] > now - self.window}
+        # Still full (a flood from many clients): forget the oldest tenth at once, so that
+        # sweeping costs little per request however long the flood lasts.
+        excess = len(self._hits) - self._max_keys * 9 // 10
+        for key in list(itertools.islice(self._hits, max(excess, 0))):
+            del self._hits[key]
+
+
+def client_key(scope: Scope, trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
+    """Who sent the request, for rate limits: the peer's address (an IPv6 one as its /64), or,
+    when the peer is a trusted proxy, the nearest untrusted address in ``X-Forwarded-For``."""
+    client = scope.get("client")
+    peer = client[0] if client else ""
+    address = _ip(peer)
+    if address is not None and _trusted(address, trusted_proxies):
+        hops = ",".join(Headers(scope=scope).getlist("x-forwarded-for")).split(",")
+        for hop in reversed(hops):
+            forwarded = _ip(hop)
+            if forwarded is None:
+                break
+            address = forwarded
+            if not _trusted(forwarded, trusted_proxies):
+                break
+    if address is None:
+        return peer
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip().removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return None
+
+
+def _trusted(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> bool:
+    return any(address in network for network in networks)
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]``, lower-cased, without the scheme's default port."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.netloc.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme)
+    if default and host.endswith(default):
+        host = host.removesuffix(default)
+    return f"{scheme}://{host}"
+
+
+def _address_error(address: str) -> str | None:
+    """A syntax check strict enough to answer at once; the provider checks the rest."""
+    if not address:
+        return "Vui lòng nhập địa chỉ thư điện tử."
+    local, at, domain = address.rpartition("@")
+    labels = domain.split(".")
+    if (
+        not at
+        or not local
+        or len(address) > MAX_ADDRESS
+        or len(local) > 64
+        or len(labels) < 2
+        or not all(labels)
+        or any(c in _ADDRESS_FORBIDDEN or c == "@" or not c.isprintable() for c in local + domain)
+    ):
+        return "Địa chỉ thư điện tử không hợp lệ. Ví dụ đúng: vanphong@example.org"
+    return None
+
+
+def _clean_name(text: str) -> str:
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+    return " ".join(text.split())
+
+
+def _rate_key_address(address: str) -> str:
+    """The address as the per-address limit counts it: lower-case, without a ``+tag``."""
+    local, _, domain = address.lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+class _BadForm(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class _Form:
+    """The fields of a posted form, text only."""
+
+    fields: tuple[tuple[str, str], ...]
+
+    def one(self, name: str) -> str:
+        return next((value for key, value in self.fields if key == name), "")
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.fields if key == name]
+
+    @property
+    def one_click(self) -> bool:
+        """RFC 8058: the body is the single pair ``List-Unsubscribe=One-Click``."""
+        return [(k.strip(), v.strip()) for k, v in self.fields] == [("List-Unsubscribe", "One-Click")]
+
+
+async def _read_form(request: Request) -> _Form:
+    """The posted form, at most ``MAX_BODY`` bytes, url-encoded or multipart (no files).
+
+    Raises:
+        _BadForm: too large (413) or unreadable (400). Other content types give an empty form.
+    """
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+        raise _BadForm(413 if length.isdigit() else 400)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _BadForm(413)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    try:
+        if media_type == "application/x-www-form-urlencoded":
+            pairs = parse_qsl(
+                body.decode(), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS
+            )
+            return _Form(tuple(pairs))
+        if media_type == "multipart/form-data":
+
+            async def stream() -> AsyncGenerator[bytes, None]:
+                yield body
+
+            parser = MultiPartParser(
+                request.headers, stream(), max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_BODY
+            )
+            parsed = await parser.parse()
+            return _Form(tuple((k, v) for k, v in parsed.multi_items() if isinstance(v, str)))
+    except (ValueError, MultiPartException) as exc:  # UnicodeDecodeError is a ValueError
+        raise _BadForm(400) from exc
+    return _Form(())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Choices:
+    """What a form shows as filled in."""
+
+    address: str = ""
+    name: str = ""
+    categories: frozenset[str] = frozenset()
+    digest: str = ""
+
+
+class SubscriptionPages:
+    """The subscription routes (``routes``), rendered with the templates and headers of ``pages``."""
+
+    def __init__(
+        self,
+        provider: SubscriptionProvider,
+        *,
+        pages: Pages,
+        secret: bytes,
+        rate_limits: tuple[int, int] = (10, 3),
+        trusted_proxies: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``rate_limits``: subscribe requests per client per hour, confirmation e-mails per address per day.
+
+        Raises:
+            ValueError: a limit below 1, or a ``trusted_proxies`` entry that is no address or network.
+        """
+        self.provider = provider
+        self._pages = pages
+        self._secret = secret
+        self.csrf = CsrfTokens(secret, clock=clock)
+        self.per_client = RateLimiter(rate_limits[0], HOUR, clock=clock)
+        self.per_address = RateLimiter(rate_limits[1], DAY, clock=clock)
+        self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self.routes = [
+            Route("/dang-ky", self.subscribe, methods=["GET", "POST"]),
+            Route("/xac-nhan/{token:path}", self.confirm, methods=["GET"]),
+            Route("/tuy-chon/{token:path}", self.preferences, methods=["GET", "POST"]),
+            Route("/huy/{token:path}", self.unsubscribe, methods=["GET", "POST"]),
+        ]
+
+    # -- routes ---------------------------------------------------------------------------
+
+    async def subscribe(self, request: Request) -> Response:
+        if request.method != "POST":
+            return self._subscribe_form(_Choices(digest=self._default_digest()))
+        if not self._same_site(request):
+            return self._expired("dang-ky")
+        try:
+            form = await _read_form(request)
+        except _BadForm as exc:
+            return self._bad_form(exc.status)
+        if not self.csrf.valid(form.one(CSRF_FIELD), "subscribe"):
+            return self._expired("dang-ky")
+        retry = self.per_client.acquire(self._key("client", client_key(request.scope, self._trusted)))
+        if retry is not None:
+            logger.info("subscribe refused: too many requests from one client")
+            return self._too_many(retry, "dang-ky")
+
+        address = unicodedata.normalize("NFC", form.one("address").strip())
+        name = _clean_name(form.one("name"))
+        categories, digest, error = self._choices(form)
+        choices = _Choices(address=address, name=name, categories=frozenset(categories), digest=digest)
+        error = _address_error(address) or error
+        if error is None and len(name) > MAX_NAME:
+            error = f"Tên quá dài: tối đa {MAX_NAME} ký tự."
+        if error is not None:
+            return self._subscribe_form(choices, error=error, status=400)
+
+        address_key = self._key("address", _rate_key_address(address))
+        retry = self.per_address.acquire(address_key)
+        if retry is not None:
+            logger.info("subscribe refused: too many confirmation e-mails for one address")
+            return self._too_many(retry, "dang-ky")
+        try:
+            await self.provider.subscribe(
+                address=address, display_name=name, categories=categories, digest=digest
+            )
+        except ValueError as exc:
+            self.per_address.release(address_key)  # nothing was sent
+            return self._subscribe_form(choices, error=str(exc), status=400)
+        except BaseException:
+            self.per_address.release(address_key)
+            raise
+        return self._render("subscribe_sent.html", home="./")
+
+    async def confirm(self, request: Request) -> Response:
+        token = _token(request)
+        if token is None:
+            return self._invalid_link()
+        if request.method == "HEAD":  # a HEAD changes nothing
+            known = await self.provider.subscriber(token) is not None
+            return self._invalid_link() if not known else Response(headers=self._headers())
+        subscriber = await self.provider.confirm(token)
+        if subscriber is None:
+            return self._invalid_link()
+        return self._render(
+            "subscribe_confirmed.html",
+            home="../",
+            digest_title=self._digest_title(subscriber.digest),
+            preferences=f"../tuy-chon/{subscriber.token}",
+        )
+
+    async def preferences(self, request: Request) -> Response:
+        token = _token(request)
+        if token is None:
+            return self._invalid_link()
+        if request.method != "POST":
+            subscriber = await self.provider.subscriber(token)
+            return self._invalid_link() if subscriber is None else self._preferences_page(token, subscriber)
+        if not self._same_site(request):
+            return self._expired(f"tuy-chon/{token}")
+        try:
+            form = await _read_form(request)
+        except _BadForm as exc:
+            return self._bad_form(exc.status)
+        if not self.csrf.valid(form.one(CSRF_FIELD), "preferences", token):
+            return self._expired(f"tuy-chon/{token}")
+        categories, digest, error = self._choices(form)
+        if error is None:
+            try:
+                saved = await self.provider.set_preferences(token, categories=categories, digest=digest)
+            except ValueError as exc:
+                error = str(exc)
+            else:
+                if saved is None:
+                    return self._invalid_link()
+                return self._preferences_page(token, saved, saved_message=True)
+        subscriber = await self.provider.subscriber(token)
+        if subscriber is None:
+            return self._invalid_link()
+        choices = _Choices(categories=frozenset(categories), digest=digest)
+        return self._preferences_page(token, subscriber, choices=choices, error=error, status=400)
+
+    async def unsubscribe(self, request: Request) -> Response:
+        token = _token(request)
+        if token is None:
+            return self._invalid_link()
+        if request.method != "POST":
+            subscriber = await self.provider.subscriber(token)
+            if subscriber is None:
+                return self._invalid_link()
+            return self._render(
+                "unsubscribe.html",
+                home="../",
+                masked=mask_address(subscriber.address),
+                unsubscribed=subscriber.status == "unsubscribed",
+                csrf=self.csrf.issue("unsubscribe", token),
+                preferences=f"../tuy-chon/{token}",
+                subscribe="../dang-ky",
+            )
+        try:
+            form = await _read_form(request)
+        except _BadForm as exc:
+            return self._bad_form(exc.status)
+        if form.one_click:  # RFC 8058: a mail provider, on the recipient's behalf
+            if await self.provider.unsubscribe(token) is None:
+                return self._invalid_link()
+            return PlainTextResponse("Đã huỷ đăng ký.\n", headers=self._headers())
+        if not self._same_site(request) or not self.csrf.valid(form.one(CSRF_FIELD), "unsubscribe", token):
+            return self._expired(f"huy/{token}")
+        if await self.provider.unsubscribe(token) is None:
+            return self._invalid_link()
+        return self._render("unsubscribe_done.html", home="../", subscribe="../dang-ky")
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _choices(self, form: _Form) -> tuple[list[str], str, str | None]:
+        """The categories (in display order) and digest a form chose, and what is wrong with them."""
+        known = [slug for slug, _ in self.provider.categories()]
+        ticked = set(form.all("categories"))
+        categories = [slug for slug in known if slug in ticked]
+        digest = form.one("digest")
+        if not ticked.issubset(known):
+            return categories, digest, "Chuyên mục đã chọn không còn tồn tại. Hãy chọn lại."
+        if digest not in {name for name, _ in self.provider.digests()}:
+            return categories, digest, "Vui lòng chọn một bản tin."
+        return categories, digest, None
+
+    def _default_digest(self) -> str:
+        digests = self.provider.digests()
+        return digests[0][0] if digests else ""
+
+    def _digest_title(self, name: str) -> str:
+        return next((title for digest, title in self.provider.digests() if digest == name), name)
+
+    def _key(self, kind: str, value: str) -> bytes:
+        return hmac.new(self._secret, f"rate\0{kind}\0{value}".encode(), hashlib.sha256).digest()[:16]
+
+    def _same_site(self, request: Request) -> bool:
+        """False when the browser says the form was posted from another site."""
+        fetch_site = request.headers.get("sec-fetch-site")
+        if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+            return False
+        origin = request.headers.get("origin")
+        if origin is None:  # an old browser or not a browser: the CSRF token decides
+            return True
+        own = {
+            _origin(self._pages.provider.channel().link),
+            _origin(f"{request.url.scheme}://{request.headers.get('host', '')}"),
+        }
+        return _origin(origin) in own
+
+    def _headers(self) -> dict[str, str]:
+        # Personal pages, with CSRF tokens: never cached, never indexed.
+        return {**SECURITY_HEADERS, "Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
+
+    def _render(self, template: str, *, status: int = 200, **context: object) -> HTMLResponse:
+        channel = self._pages.provider.channel()
+        html = self._pages.templates.get_template(template).render(channel=channel, alternates=(), **context)
+        return HTMLResponse(html, status_code=status, headers=self._headers())
+
+    def _subscribe_form(self, choices: _Choices, *, error: str | None = None, status: int = 200) -> Response:
+        return self._render(
+            "subscribe.html",
+            status=status,
+            home="./",
+            form=choices,
+            error=error,
+            categories=self.provider.categories(),
+            digests=self.provider.digests(),
+            csrf=self.csrf.issue("subscribe"),
+        )
+
+    def _preferences_page(
+        self,
+        token: str,
+        subscriber: Subscriber,
+        *,
+        choices: _Choices | None = None,
+        error: str | None = None,
+        saved_message: bool = False,
+        status: int = 200,
+    ) -> Response:
+        if choices is None:
+            choices = _Choices(categories=frozenset(subscriber.categories), digest=subscriber.digest)
+        return self._render(
+            "preferences.html",
+            status=status,
+            home="../",
+            subscriber=subscriber,
+            masked=mask_address(subscriber.address),
+            form=choices,
+            error=error,
+            saved=saved_message,
+            categories=self.provider.categories(),
+            digests=self.provider.digests(),
+            csrf=self.csrf.issue("preferences", token),
+            unsubscribe=f"../huy/{subscriber.token}",
+            unsubscribe_csrf=self.csrf.issue("unsubscribe", subscriber.token),
+            subscribe="../dang-ky",
+        )
+
+    def _error(self, status: int, heading: str, message: str, *, retry: str | None = None) -> Response:
+        # Absolute links: a tampered token may hold slashes that would bend relative ones.
+        link = self._pages.provider.channel().link
+        return self._render(
+            "subscribe_error.html",
+            status=status,
+            home=link,
+            heading=heading,
+            message=message,
+            retry=None if retry is None else f"{link}{retry}",
+        )
+
+    def _invalid_link(self) -> Response:
+        return self._error(404, *_INVALID_LINK, retry="dang-ky")
+
+    def _expired(self, retry: str) -> Response:
+        """403; ``retry`` is the page to open again, from the site root (``dang-ky``, ``huy/<token>``)."""
+        return self._error(403, *_EXPIRED, retry=retry)
+
+    def _bad_form(self, status: int) -> Response:
+        return self._error(status, *_BAD_REQUEST[status])
+
+    def _too_many(self, retry_after: float, retry: str) -> Response:
+        seconds = math.ceil(retry_after)
+        if seconds >= 2 * 3600:
+            wait = f"khoảng {math.ceil(seconds / 3600)} giờ"
+        else:
+            wait = f"khoảng {max(1, math.ceil(seconds / 60))} phút"
+        message = (
+            "Để hộp thư của người khác không bị làm phiền, mỗi máy và mỗi địa chỉ chỉ được "
+            f"gửi một số yêu cầu đăng ký. Vui lòng thử lại sau {wait}."
+        )
+        response = self._error(429, _TOO_MANY, message, retry=retry)
+        response.headers["Retry-After"] = str(seconds)
+        return response

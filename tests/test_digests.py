@@ -1,0 +1,219 @@
+"""Digests end to end in one process: real store, our fake transport (our own seam)."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from syndication import config
+from syndication.core import Syndication
+from syndication.types import SendOutcome, SubscriberData
+from tests.httpserver import TestServer
+from tests.test_core import ITEMS, START, Clock, rss, settings_for, source
+
+DIGESTS = """
+[mail]
+from_address = "ban-tin@example.org"
+from_name = "Ban Tuyên giáo Đảng uỷ Khối"
+unsubscribe_mailto = "huy@example.org"
+retry_base = "1m"
+max_attempts = 3
+bounce_threshold = 1
+[[digests]]
+name = "daily"
+title = "Bản tin hằng ngày"
+schedule = "0 7 * * *"
+subject = "{digest} – {date}: {count} tin"
+"""
+
+
+class FakeTransport:
+    """Records messages; answers per recipient as told (ok, temporary, permanent)."""
+
+    def __init__(self, answers: dict[str, SendOutcome] | None = None) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self.answers = answers or {}
+        self.closed = 0
+
+    async def send(self, *, sender: str, recipient: str, data: bytes) -> SendOutcome:
+        answer = self.answers.get(recipient, SendOutcome(ok=True))
+        if answer.ok:
+            self.sent.append((recipient, data))
+        return answer
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+    def parsed(self) -> list[EmailMessage]:
+        return [email.message_from_bytes(d, policy=email.policy.default) for _, d in self.sent]  # type: ignore[misc]
+
+
+@pytest.fixture
+def server() -> Iterator[TestServer]:
+    with TestServer() as srv:
+        yield srv
+
+
+def setup(tmp_path: Path, store_url: str, server: TestServer) -> config.Settings:
+    server.add("/tin.rss", rss(ITEMS))
+    settings = settings_for(tmp_path, store_url, source("tin", server.url("/tin.rss"), cats='["tin"]'))
+    path = settings.path
+    path.write_text(path.read_text(encoding="utf-8") + DIGESTS, encoding="utf-8")
+    return config.load(path, environ={})
+
+
+PEOPLE = [
+    SubscriberData(
+        address="bi-thu@chibo-vanphong.example.org",
+        display_name="Nguyễn Thị Hoà",
+        organisation="Chi bộ Văn phòng",
+        categories=("tin",),
+    ),
+    SubscriberData(
+        address="pho@chibo-vanphong.example.org", display_name="Trần Văn Uỷ", organisation="Chi bộ Văn phòng"
+    ),
+    SubscriberData(address="xdd@example.net", organisation="Chi bộ Ban Tuyên giáo", categories=("xdd",)),
+    SubscriberData(address="cho@example.com", status="pending"),
+]
+
+
+def run(settings: config.Settings, clock: Clock, transport: FakeTransport, coro_fn):  # type: ignore[no-untyped-def]
+    async def go():  # type: ignore[no-untyped-def]
+        async with Syndication(settings, clock=clock, transport_factory=lambda: transport) as syn:
+            return await coro_fn(syn)
+
+    return asyncio.run(go())
+
+
+def test_plan_send_and_report(tmp_path: Path, store_url: str, server: TestServer) -> None:
+    settings = setup(tmp_path, store_url, server)
+    clock = Clock(START)
+    transport = FakeTransport()
+
+    async def first(syn: Syndication):  # type: ignore[no-untyped-def]
+        await syn.upsert_subscribers(PEOPLE)
+        await syn.poll()
+        service = await syn.digest_service()
+        plan = await service.plan("daily")
+        summary = await service.send(plan.issue)
+        report = await syn.digest_report("daily")
+        return plan, summary, report
+
+    plan, summary, (issue, rows) = run(settings, clock, transport, first)
+    # The "xdd" follower has nothing new; the pending address gets nothing.
+    assert (plan.recipients, plan.nothing_new) == (2, 1)
+    assert summary.sent == 2
+    assert sorted(r for r, _ in transport.sent) == [
+        "bi-thu@chibo-vanphong.example.org",
+        "pho@chibo-vanphong.example.org",
+    ]
+    assert rows == [("Chi bộ Văn phòng", 2, 0, 0)]
+    message = next(m for m in transport.parsed() if m["To"].addresses[0].display_name == "Nguyễn Thị Hoà")
+    assert message["Subject"].startswith("Bản tin hằng ngày – ")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "https://syn.example.vn/huy/" in message["List-Unsubscribe"]
+    assert "mailto:huy@example.org" in message["List-Unsubscribe"]
+    assert message.get_content_type() == "multipart/alternative"
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    for _, title, _ in ITEMS:
+        assert title in html
+        assert title in text
+    assert "Nguyễn Thị Hoà" in html
+
+    # Planning the same issue again adds nothing and sends nothing.
+    async def again(syn: Syndication):  # type: ignore[no-untyped-def]
+        service = await syn.digest_service()
+        plan = await service.plan("daily", scheduled_for=issue.scheduled_for)
+        return plan, await service.send(plan.issue)
+
+    replan, resend = run(settings, clock, transport, again)
+    assert (replan.added, resend.sent, len(transport.sent)) == (0, 0, 2)
+
+    # The next day's digest starts where the delivered one ended: nothing new, no mail.
+    clock.now += timedelta(days=1)
+
+    async def next_day(syn: Syndication):  # type: ignore[no-untyped-def]
+        service = await syn.digest_service()
+        return await service.plan("daily")
+
+    assert run(settings, clock, transport, next_day).recipients == 0
+
+
+def test_failures_retry_then_fail_and_bounce(tmp_path: Path, store_url: str, server: TestServer) -> None:
+    settings = setup(tmp_path, store_url, server)
+    clock = Clock(START)
+    transport = FakeTransport(
+        {
+            "bi-thu@chibo-vanphong.example.org": SendOutcome(ok=False, error="451 thử lại sau"),
+            "pho@chibo-vanphong.example.org": SendOutcome(
+                ok=False, permanent=True, error="550 không có hộp thư"
+            ),
+        }
+    )
+
+    async def go(syn: Syndication):  # type: ignore[no-untyped-def]
+        await syn.upsert_subscribers(PEOPLE)
+        await syn.poll()
+        service = await syn.digest_service()
+        plan = await service.plan("daily")
+        first = await service.send(plan.issue)
+        counts = await syn.delivery_counts(plan.issue.id)
+        return plan, first, counts
+
+    plan, first, counts = run(settings, clock, transport, go)
+    assert (first.sent, first.retrying, first.failed) == (0, 1, 1)
+    assert first.bounced == ["pho@chibo-vanphong.example.org"]
+    assert counts["retrying"] == 1
+    assert counts["failed"] == 1
+
+    # Not due yet: nothing is tried. Once due and the server takes it: sent.
+    del transport.answers["bi-thu@chibo-vanphong.example.org"]
+
+    async def resend(syn: Syndication):  # type: ignore[no-untyped-def]
+        service = await syn.digest_service()
+        return await service.send(plan.issue)
+
+    assert run(settings, clock, transport, resend).sent == 0
+    clock.now += timedelta(minutes=2)
+    assert run(settings, clock, transport, resend).sent == 1
+
+    async def bounced(syn: Syndication):  # type: ignore[no-untyped-def]
+        return await syn.list_subscribers(status="bounced")
+
+    assert [s.address for s in run(settings, clock, transport, bounced)] == ["pho@chibo-vanphong.example.org"]
+
+
+def test_view_in_browser_archive(tmp_path: Path, store_url: str, server: TestServer) -> None:
+    settings = setup(tmp_path, store_url, server)
+    transport = FakeTransport()
+
+    async def go(syn: Syndication):  # type: ignore[no-untyped-def]
+        await syn.upsert_subscribers(PEOPLE[:1])
+        await syn.poll()
+        service = await syn.digest_service()
+        plan = await service.plan("daily")
+        await service.send(plan.issue)
+        html = transport.parsed()[0].get_body(("html",)).get_content()
+        match = re.search(r'href="https://syn\.example\.vn/ban-tin/(\d+)/([0-9a-f]+)"', html)
+        assert match, html[:2000]
+        page = await service.archive(int(match.group(1)), match.group(2))
+        missing = await service.archive(int(match.group(1)), "0" * 32)
+        return page, missing
+
+    page, missing = run(settings, Clock(START), transport, go)
+    assert missing is None
+    assert page is not None
+    assert ITEMS[0][1] in page
+    # Whoever opens the archive is not the subscriber: no personal link or name in it.
+    assert "/huy/" not in page
+    assert "/tuy-chon/" not in page
+    assert "Nguyễn Thị Hoà" not in page
