@@ -7,6 +7,7 @@ I/O edge that raised them (``ingest.fetch``, ``store``), with ``raise ... from``
     SyndicationError
      ├── ConfigError(path, key)          bad configuration file or value
      ├── StoreError                      the database failed or is out of date
+     ├── TransportError                  mail cannot be sent at all (credentials, TLS, Maildir)
      └── SourceError(source_id)          something about one source
           ├── FetchError(url, status, retry_after)
           │    └── BlockedAddressError   refused: internal address
@@ -36,6 +37,12 @@ class ConfigError(SyndicationError):
 
 class StoreError(SyndicationError):
     """The store could not be read or written."""
+
+
+class TransportError(SyndicationError):
+    """The mail transport cannot send anything until its configuration or the server is
+    fixed: credentials refused, TLS unavailable or untrusted, an unwritable Maildir.
+    Not a failure of one message: deliveries stay queued for a later attempt."""
 
 
 class SourceError(SyndicationError):

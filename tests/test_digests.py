@@ -15,6 +15,7 @@ import pytest
 
 from syndication import config
 from syndication.core import Syndication
+from syndication.errors import TransportError
 from syndication.types import SendOutcome, SubscriberData
 from tests.httpserver import TestServer
 from tests.test_core import ITEMS, START, Clock, rss, settings_for, source
@@ -217,3 +218,28 @@ def test_view_in_browser_archive(tmp_path: Path, store_url: str, server: TestSer
     assert "/huy/" not in page
     assert "/tuy-chon/" not in page
     assert "Nguyễn Thị Hoà" not in page
+
+
+class BrokenTransport(FakeTransport):
+    async def send(self, *, sender: str, recipient: str, data: bytes) -> SendOutcome:
+        raise TransportError("the server refused the credentials of 'ban-tin'")
+
+
+def test_a_broken_transport_keeps_everything_queued(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    settings = setup(tmp_path, store_url, server)
+
+    async def go(syn: Syndication):  # type: ignore[no-untyped-def]
+        await syn.upsert_subscribers(PEOPLE)
+        await syn.poll()
+        service = await syn.digest_service()
+        plan = await service.plan("daily")
+        with pytest.raises(TransportError, match="credentials"):
+            await service.send(plan.issue)
+        return await syn.delivery_counts(plan.issue.id), await syn.list_subscribers(status="bounced")
+
+    counts, bounced = run(settings, Clock(START), BrokenTransport(), go)
+    assert counts["retrying"] == 2
+    assert counts["failed"] == 0
+    assert bounced == []

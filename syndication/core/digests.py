@@ -29,11 +29,11 @@ from syndication.core.batching import WriteBehind
 from syndication.core.feeds import DbRunner
 from syndication.digest import select
 from syndication.digest.render import DigestRenderer, Rendered
-from syndication.errors import SyndicationError
+from syndication.errors import SyndicationError, TransportError
 from syndication.mail.message import DkimSigner, OutgoingMessage, build, message_id
 from syndication.mail.send import MaildirTransport, SmtpTransport, Transport
 from syndication.store import NewDelivery, Store
-from syndication.types import Clock, Delivery, DigestContent, DigestIssue, DigestSpec, Subscriber
+from syndication.types import Clock, Delivery, DigestContent, DigestIssue, DigestSpec, SendOutcome, Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +328,7 @@ class DigestService:
                 await self._db(self._store.save_archive, issue.id, content_key, html, now=self._clock())
             messages.append((delivery, self._message(spec, issue, delivery, subscriber, rendered[key][0])))
         limit = asyncio.Semaphore(max(1, self._settings.mail.pool * 2))
+        broken: list[str] = []
         sender = self._settings.mail.from_address
 
         async def deliver(delivery: Delivery, data: bytes | None) -> None:
@@ -340,13 +341,22 @@ class DigestService:
                     now=self._clock(),
                 )
                 return
-            async with limit:
-                outcome = await transport.send(sender=sender, recipient=delivery.address, data=data)
+            if broken:
+                outcome = SendOutcome(ok=False, error=f"not sent: {broken[0]}")
+            else:
+                async with limit:
+                    try:
+                        outcome = await transport.send(sender=sender, recipient=delivery.address, data=data)
+                    except TransportError as exc:
+                        # Nothing can be sent until the configuration or server is fixed: this
+                        # is nobody's bounce. Keep every message queued and stop the run.
+                        broken.append(str(exc))
+                        outcome = SendOutcome(ok=False, error=f"not sent: {exc}")
             now = self._clock()
             if outcome.ok:
                 await self._sent.add(delivery.id)
                 summary.sent += 1
-            elif outcome.permanent or delivery.attempts >= self._settings.mail.max_attempts:
+            elif not broken and (outcome.permanent or delivery.attempts >= self._settings.mail.max_attempts):
                 await self._db(
                     self._store.mark_failed,
                     delivery.id,
@@ -381,6 +391,8 @@ class DigestService:
                 on_progress(1)
 
         await asyncio.gather(*(deliver(d, data) for d, data in messages))
+        if broken:
+            raise TransportError(broken[0])
 
     def _message(
         self,

@@ -35,7 +35,7 @@ from typing import Literal, Protocol, Self
 
 import aiosmtplib
 
-from syndication.errors import SyndicationError
+from syndication.errors import TransportError
 from syndication.types import SendOutcome
 
 logger = logging.getLogger(__name__)
@@ -47,13 +47,13 @@ Security = Literal["none", "starttls", "tls"]
 _ENVELOPE_ADDRESS = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")
 
 
-class TransportError(SyndicationError):
-    """The transport cannot send anything until its configuration or the server is
-    fixed: credentials refused, TLS unavailable or untrusted, an unwritable Maildir.
-
-    Belongs in ``syndication.errors`` beside the rest of the tree; it lives here until
-    that file can take it.
-    """
+__all__ = [
+    "MaildirTransport",
+    "Pacer",
+    "SmtpTransport",
+    "Transport",
+    "TransportError",
+]  # TransportError: from errors
 
 
 class Transport(Protocol):
