@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime, tzinfo
+
+WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
+"""Monday first, as ``datetime.weekday()`` counts."""
 
 NEAR_DUPLICATE_THRESHOLD = 0.9
 """``similarity`` at or above this means two bodies are the same story."""
@@ -200,3 +204,20 @@ def similarity(a: str, b: str) -> float:
     shingles_a = _shingles(words_a, size)
     shingles_b = _shingles(words_b, size)
     return len(shingles_a & shingles_b) / len(shingles_a | shingles_b)
+
+
+def vietnamese_date(moment: datetime, zone: tzinfo, *, with_time: bool = False) -> str:
+    """``moment`` in ``zone`` as people read it: ``Thứ Sáu, 27/11/2026`` (and ``08:30``
+    with ``with_time``). The one definition for web pages, feeds' pages and e-mails.
+
+    Raises:
+        ValueError: ``moment`` is naive.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("a naive datetime cannot be shown in a time zone")
+    local = moment.astimezone(zone)
+    return (
+        f"{WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"
+        if with_time
+        else (f"{WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y}")
+    )

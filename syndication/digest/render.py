@@ -37,7 +37,7 @@ import css_inline
 import jinja2
 
 from syndication.errors import ConfigError
-from syndication.text import clean_line, truncate
+from syndication.text import WEEKDAYS, clean_line, truncate, vietnamese_date
 from syndication.types import Article, DigestContent
 
 __all__ = [
@@ -61,9 +61,6 @@ _WORD_JOINER: Final = "\u2060"
 
 TEMPLATES: Final = ("digest.html", "digest.txt", "confirm.html", "confirm.txt", "styles.css")
 """The templates under ``templates_dir/email/``, all loaded when the renderer is built."""
-
-WEEKDAYS: Final = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
-"""Monday first, as ``datetime.weekday()`` counts."""
 
 UNTITLED: Final = "(Không có tiêu đề)"
 NO_NAME: Final = "quý bạn đọc"
@@ -137,18 +134,6 @@ def personalise(
 
 
 # --- values for the templates ---------------------------------------------------------
-
-
-def vietnamese_date(moment: datetime, zone: tzinfo) -> str:
-    """The date of ``moment`` in ``zone`` as people read it: ``Thứ Sáu, 27/11/2026``.
-
-    Raises:
-        ValueError: ``moment`` is naive.
-    """
-    if moment.tzinfo is None:
-        raise ValueError("a naive datetime cannot be shown in a time zone")
-    local = moment.astimezone(zone)
-    return f"{WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y}"
 
 
 def _short_date(moment: datetime, zone: tzinfo) -> str:

@@ -29,6 +29,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from syndication.errors import SyndicationError
+from syndication.text import vietnamese_date
 from syndication.types import Article, Channel, FeedFormat, FeedSpec
 from syndication.web.errors import RETRY_AFTER_SECONDS, error_status
 
@@ -72,9 +73,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 
-WEEKDAYS = ("Thứ Hai", "Thứ Ba", "Thứ Tư", "Thứ Năm", "Thứ Sáu", "Thứ Bảy", "Chủ Nhật")
-"""Monday first, as ``datetime.weekday()`` counts."""
-
 
 def vietnamese_datetime(moment: datetime, zone: tzinfo) -> str:
     """``moment`` as people in ``zone`` read it: ``Thứ Sáu, 27/11/2026 08:30``.
@@ -82,10 +80,7 @@ def vietnamese_datetime(moment: datetime, zone: tzinfo) -> str:
     Raises:
         ValueError: ``moment`` is naive.
     """
-    if moment.tzinfo is None:
-        raise ValueError("a naive datetime cannot be shown in a time zone")
-    local = moment.astimezone(zone)
-    return f"{WEEKDAYS[local.weekday()]}, {local:%d/%m/%Y %H:%M}"
+    return vietnamese_date(moment, zone, with_time=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
