@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import gzip
+import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import feedparser
@@ -147,3 +152,89 @@ def test_feeds_build_writes_what_the_server_sends(tmp_path: Path, store_url: str
     bad = syndication("feeds", "build", "--out", "/proc/khong-the-ghi", config=conf)
     assert bad.returncode == 1
     assert bad.stderr.startswith("error: cannot write to /proc/khong-the-ghi")
+
+
+def test_subscribe_confirm_and_one_click_unsubscribe(tmp_path: Path, store_url: str) -> None:
+    """Double opt-in through the real server, with the confirmation read from the Maildir."""
+    outbox = tmp_path / "outbox"
+    conf = write_config(
+        tmp_path,
+        store_url,
+        f"""
+[mail]
+maildir = "{outbox}"
+from_address = "ban-tin@example.org"
+[[digests]]
+name = "daily"
+title = "Bản tin hằng ngày"
+schedule = "0 7 * * *"
+""",
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syndication", "--config", str(conf), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+
+            def up() -> bool:
+                try:
+                    return http.get("/dang-ky").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(up, "the subscription page")
+            form = http.get("/dang-ky").text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+            assert csrf, form
+            sent = http.post(
+                "/dang-ky",
+                data={
+                    "csrf": csrf.group(1),
+                    "address": "Bi-Thu@Example.org",
+                    "name": "Nguyễn Thị Hoà",
+                    "categories": ["xay-dung-dang"],
+                    "digest": "daily",
+                },
+            )
+            assert sent.status_code == 200
+            assert "hộp thư" in sent.text
+
+            def mailed() -> bool:
+                return (outbox / "new").is_dir() and any((outbox / "new").iterdir())
+
+            wait_until(mailed, "the confirmation e-mail in the Maildir")
+            (mail_file,) = list((outbox / "new").iterdir())
+            message = email.message_from_bytes(mail_file.read_bytes(), policy=email.policy.default)
+            assert isinstance(message, EmailMessage)
+            assert message["To"].addresses[0].addr_spec == "bi-thu@example.org"
+            body = message.get_body(("plain",)).get_content()
+            link = re.search(r"https://syn\.example\.vn/xac-nhan/([A-Za-z0-9_-]+)", body)
+            assert link, body
+            token = link.group(1)
+            assert "Nguyễn Thị Hoà" not in body  # the form's name is not repeated to the address
+
+            confirmed = http.get(f"/xac-nhan/{token}")
+            assert confirmed.status_code == 200
+            listed = syndication("subscribers", "list", "--format", "json", config=conf)
+            (person,) = json.loads(listed.stdout)
+            assert (person["address"], person["status"], person["categories"]) == (
+                "bi-thu@example.org",
+                "active",
+                ["xay-dung-dang"],
+            )
+
+            tampered = http.post(f"/huy/{token[:-1]}x", data={"List-Unsubscribe": "One-Click"})
+            assert tampered.status_code == 404
+            one_click = http.post(f"/huy/{token}", data={"List-Unsubscribe": "One-Click"})
+            assert one_click.status_code == 200
+            listed = syndication("subscribers", "list", "--format", "json", config=conf)
+            assert json.loads(listed.stdout)[0]["status"] == "unsubscribed"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, errors = proc.communicate(timeout=20)
+    assert proc.returncode == 0, errors
