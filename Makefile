@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test setup setup-dev lint clean bench-ingest bench-feeds constraints
+.PHONY: run test setup setup-dev lint clean bench-ingest bench-feeds bench-digest constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ bench-ingest: setup
 
 bench-feeds: setup
 	$(BIN)/python bench/feeds.py
+
+bench-digest: setup
+	$(BIN)/python bench/digest.py
 
 # Regenerate the full pin list from a fresh venv with every extra installed.
 constraints:
