@@ -548,8 +548,12 @@ def subscribers_list(
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
         return
     table = _table(f"{len(found)} subscribers")
-    for column in ("organisation", "address", "name", "categories", "digest", "status"):
-        table.add_column(column)
+    table.add_column("organisation", ratio=1, min_width=12)
+    table.add_column("address", no_wrap=True)
+    table.add_column("name", ratio=1)
+    table.add_column("categories", ratio=1, min_width=10, overflow="fold")
+    table.add_column("digest", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for s in found:
         table.add_row(
             s.organisation or "—",
@@ -691,6 +695,14 @@ async def _digest_send(settings: config.Settings, name: str, dry_run: bool) -> N
         assert plan.issue is not None
         if plan.resumed:
             out.print(f"digest {name}: continuing issue {plan.issue.id}", markup=False, highlight=False)
+        if not plan.resumed and not plan.added:
+            out.print(
+                f"digest {name}: issue {plan.issue.id}, nothing to send "
+                f"({plan.nothing_new} subscribers with nothing new)",
+                markup=False,
+                highlight=False,
+            )
+            return
         if plan.added:
             out.print(
                 f"digest {name}: issue {plan.issue.id}, {plan.added} messages queued, "
