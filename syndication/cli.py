@@ -31,6 +31,7 @@ from rich.table import Table
 from syndication import __version__, config, directory
 from syndication.core import Syndication
 from syndication.errors import ConfigError, SyndicationError
+from syndication.scheduler import next_run
 from syndication.types import Article, PollResult
 
 T = TypeVar("T")
@@ -452,6 +453,68 @@ async def _export(settings: config.Settings, out: Path) -> list[Path]:
             return await service.export(out)
         except OSError as exc:
             raise SyndicationError(f"cannot write to {out}: {exc.strerror or exc}") from exc
+
+
+@app.command()
+def status() -> None:
+    """Show sources (last and next poll, last error), digests (next run, the last issue's
+    delivered and failed counts) and subscribers by status."""
+    with _errors():
+        settings = _settings()
+        reports, digests, subscribers = _run(_status(settings))
+    tz = settings.site.tz
+    table = _table("Sources")
+    for column in ("id", "articles", "last success", "next attempt", "errors"):
+        table.add_column(
+            column, no_wrap=True, justify="right" if column in ("articles", "errors") else "left"
+        )
+    for r in reports:
+        s = r.state
+        table.add_row(
+            r.spec.id,
+            str(s.article_count if s else 0),
+            _local(s.last_success if s else None, tz),
+            _local(s.next_attempt if s else None, tz),
+            str(s.error_count if s else 0),
+        )
+    out.print(table)
+    for r in reports:
+        if r.state and r.state.last_error:
+            out.print(f"last error of {r.spec.id}: {r.state.last_error}", markup=False, highlight=False)
+    table = _table("Digests")
+    for column in ("name", "schedule", "next run", "last issue", "sent", "failed", "waiting"):
+        # (the last issue is shown by its id; `digest report` has the rest)
+        table.add_column(column, no_wrap=True)
+    now = datetime.now(tz=tz)
+    for spec, latest in digests:
+        upcoming = next_run(spec.schedule, timezone=settings.site.timezone, after=now)
+        if latest is None:
+            table.add_row(spec.name, spec.schedule, _local(upcoming, tz), "—", "", "", "")
+            continue
+        issue, counts = latest
+        waiting = counts.get("pending", 0) + counts.get("sending", 0) + counts.get("retrying", 0)
+        table.add_row(
+            spec.name,
+            spec.schedule,
+            _local(upcoming, tz),
+            str(issue.id),
+            str(counts.get("sent", 0)),
+            str(counts.get("failed", 0)),
+            str(waiting),
+        )
+    out.print(table)
+    out.print(
+        "Subscribers: " + ", ".join(f"{count} {name}" for name, count in subscribers.items()),
+        markup=False,
+        highlight=False,
+    )
+
+
+async def _status(settings: config.Settings) -> tuple[Any, Any, dict[str, int]]:
+    async with Syndication(settings) as syn:
+        reports = await syn.source_reports()
+        digests = [(spec, await syn.latest_issue(spec.name)) for spec in settings.digests]
+        return reports, digests, await syn.subscriber_counts()
 
 
 # --- subscribers -----------------------------------------------------------------------

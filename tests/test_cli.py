@@ -181,6 +181,7 @@ COMMANDS = [
     ["sources"],
     ["articles"],
     ["serve"],
+    ["status"],
     ["feeds", "build"],
     ["subscribers", "import"],
     ["subscribers", "list"],

@@ -160,6 +160,18 @@ def test_directory_digest_and_report(
     assert lines[0] == "organisation,delivered,failed,pending"
     assert any(line.startswith("Chi bộ Văn phòng,") for line in lines)
 
+    status = syndication("status", config=conf)
+    assert status.returncode == 0, status.stderr
+    daily = next(line for line in status.stdout.splitlines() if line.startswith("daily"))
+    assert daily.split()[1:6] == ["0", "7", "*", "*", "*"]
+    assert daily.split()[-4:] == [
+        "1",
+        str(len(received)),
+        "0",
+        "0",
+    ]  # issue 1: all sent, none failed or waiting
+    assert "Subscribers: " in status.stdout
+
     assert syndication("subscribers", "remove", "hoa@example.net", config=conf).returncode == 0
     assert syndication("subscribers", "remove", "hoa@example.net", config=conf).returncode == 1
     assert syndication("digest", "send", "khong-co", config=conf).returncode == 1

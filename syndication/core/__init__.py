@@ -263,6 +263,19 @@ class Syndication:
         await self.start()
         return await self._db(self.store.remove_subscriber, address)
 
+    async def subscriber_counts(self) -> dict[str, int]:
+        """Subscribers per status (every status a key)."""
+        await self.start()
+        return await self._db(self.store.count_subscribers_by_status)
+
+    async def latest_issue(self, digest: str) -> tuple[DigestIssue, dict[str, int]] | None:
+        """The latest issue of ``digest`` with its deliveries per status, if it ever ran."""
+        await self.start()
+        issue = await self._db(self.store.latest_issue, digest)
+        if issue is None:
+            return None
+        return issue, await self._db(self.store.delivery_counts, issue.id)
+
     async def delivery_counts(self, issue_id: int) -> dict[str, int]:
         return await self._db(self.store.delivery_counts, issue_id)
 
