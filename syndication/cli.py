@@ -233,7 +233,12 @@ def sources(
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
     tz = settings.site.tz
-    table = _table(f"Sources in {settings.path} (URLs: --format json)")
+    _print_sources(reports, tz, f"Sources in {settings.path} (URLs: --format json)")
+
+
+def _print_sources(reports: list[Any], tz: tzinfo, title: str) -> None:
+    """The sources table with each last error below it in full (``sources`` and ``status``)."""
+    table = _table(title)
     for column in ("id", "kind", "articles", "last success", "next attempt", "errors"):
         numeric = column in ("articles", "errors")
         table.add_column(column, no_wrap=True, justify="right" if numeric else "left")
@@ -463,24 +468,7 @@ def status() -> None:
         settings = _settings()
         reports, digests, subscribers = _run(_status(settings))
     tz = settings.site.tz
-    table = _table("Sources")
-    for column in ("id", "articles", "last success", "next attempt", "errors"):
-        table.add_column(
-            column, no_wrap=True, justify="right" if column in ("articles", "errors") else "left"
-        )
-    for r in reports:
-        s = r.state
-        table.add_row(
-            r.spec.id,
-            str(s.article_count if s else 0),
-            _local(s.last_success if s else None, tz),
-            _local(s.next_attempt if s else None, tz),
-            str(s.error_count if s else 0),
-        )
-    out.print(table)
-    for r in reports:
-        if r.state and r.state.last_error:
-            out.print(f"last error of {r.spec.id}: {r.state.last_error}", markup=False, highlight=False)
+    _print_sources(reports, tz, "Sources")
     table = _table("Digests")
     for column in ("name", "schedule", "next run", "last issue", "sent", "failed", "waiting"):
         # (the last issue is shown by its id; `digest report` has the rest)
