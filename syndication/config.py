@@ -14,7 +14,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -226,6 +226,20 @@ class _Checker:
             self.problem(key, f"expected a table ([{key}]), got {type(value).__name__}")
             return {}
         return value
+
+    def tables(self, items: object, key: str, allowed: set[str]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """The tables of an array of tables (``[[key]]``) with their key prefix
+        (``key[3].``), each checked for unknown keys; reports what is not a table."""
+        if not isinstance(items, list):
+            self.problem(key, f"expected an array of tables ([[{key}]])")
+            return
+        for i, item in enumerate(items):
+            if not isinstance(item, Mapping):
+                self.problem(f"{key}[{i}]", "expected a table")
+                continue
+            prefix = f"{key}[{i}]."
+            self.unknown(item, prefix, allowed)
+            yield prefix, item
 
     def unknown(self, data: Mapping[str, Any], prefix: str, allowed: set[str]) -> None:
         for name in data:
@@ -614,17 +628,9 @@ _DIGEST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
 def _digests(c: _Checker, items: object) -> tuple[DigestSpec, ...]:
-    if not isinstance(items, list):
-        c.problem("digests", "expected an array of tables ([[digests]])")
-        return ()
     result: list[DigestSpec] = []
     seen: set[str] = set()
-    for i, item in enumerate(items):
-        p = f"digests[{i}]."
-        if not isinstance(item, Mapping):
-            c.problem(f"digests[{i}]", "expected a table")
-            continue
-        c.unknown(item, p, _DIGEST_KEYS)
+    for p, item in c.tables(items, "digests", _DIGEST_KEYS):
         name = c.get(item, p, "name", str, required=True)
         schedule = c.get(item, p, "schedule", str, required=True)
         if name is not None:
@@ -693,17 +699,9 @@ def _server_settings(c: _Checker, t: Mapping[str, Any]) -> ServerSettings:
 
 
 def _categories(c: _Checker, items: object) -> tuple[Category, ...]:
-    if not isinstance(items, list):
-        c.problem("categories", "expected an array of tables ([[categories]])")
-        return ()
     result: list[Category] = []
     seen: set[str] = set()
-    for i, item in enumerate(items):
-        p = f"categories[{i}]."
-        if not isinstance(item, Mapping):
-            c.problem(f"categories[{i}]", "expected a table")
-            continue
-        c.unknown(item, p, {"slug", "title"})
+    for p, item in c.tables(items, "categories", {"slug", "title"}):
         slug = c.get(item, p, "slug", str, required=True)
         title = c.get(item, p, "title", str, required=True)
         if slug is None or title is None:
@@ -726,17 +724,9 @@ _HTML_KEYS = {"links", "title", "lead", "body", "author", "date", "image", "remo
 
 
 def _sources(c: _Checker, items: object, slugs: set[str], base: Path) -> tuple[SourceSpec, ...]:
-    if not isinstance(items, list):
-        c.problem("sources", "expected an array of tables ([[sources]])")
-        return ()
     result: list[SourceSpec] = []
     seen: set[str] = set()
-    for i, item in enumerate(items):
-        p = f"sources[{i}]."
-        if not isinstance(item, Mapping):
-            c.problem(f"sources[{i}]", "expected a table")
-            continue
-        c.unknown(item, p, _SOURCE_KEYS)
+    for p, item in c.tables(items, "sources", _SOURCE_KEYS):
         source_id = c.get(item, p, "id", str, required=True)
         raw_url = c.get(item, p, "url", str, required=True)
         kind = c.get(item, p, "kind", str, "feed")

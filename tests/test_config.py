@@ -279,3 +279,14 @@ def test_bad_mail_and_digests(tmp_path: Path) -> None:
     assert 'digests[2].name: "daily" is used by another digest' in found
     assert any(p.startswith('digests[2].schedule: invalid cron expression "99 7 * * *"') for p in found)
     assert any(p.startswith("digests[2].subject: bad template") for p in found)
+
+
+def test_arrays_of_tables_must_hold_tables(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        'categories = "Xây dựng Đảng"\nsources = [1]\n'
+        'digests = [{ name = "daily", schedule = "0 7 * * *" }, "x"]\n' + GOOD.split("[[categories]]")[0],
+    )
+    assert "categories: expected an array of tables ([[categories]])" in found
+    assert "sources[0]: expected a table" in found
+    assert "digests[1]: expected a table" in found
