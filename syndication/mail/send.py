@@ -65,6 +65,21 @@ class Transport(Protocol):
     async def aclose(self) -> None: ...
 
 
+class _ClosedOnExit:
+    """``async with transport:`` closes it at the end (both transports)."""
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
 class Pacer:
     """Spaces the starts of sends ``1 / rate`` seconds apart (a token bucket that
     holds one token): never faster than the rate over any window, no busy waiting.
@@ -93,7 +108,7 @@ class _Slot:
     sent: int = 0
 
 
-class SmtpTransport:
+class SmtpTransport(_ClosedOnExit):
     """Sends through a pool of persistent SMTP connections.
 
     At most ``pool_size`` messages are in flight at once, one per connection; a
@@ -153,14 +168,6 @@ class SmtpTransport:
     def __repr__(self) -> str:
         user = f", username={self.username!r}" if self.username else ""
         return f"SmtpTransport({self.host}:{self.port}, security={self.security!r}{user})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def send(self, *, sender: str, recipient: str, data: bytes) -> SendOutcome:
         """Send one message to one recipient.
@@ -343,7 +350,7 @@ _deliveries = itertools.count()
 """Per process, across instances: the Q part of Maildir file names."""
 
 
-class MaildirTransport:
+class MaildirTransport(_ClosedOnExit):
     """Writes each message into a standard Maildir (``tmp``, ``new``, ``cur``): the
     exact bytes, one file per message, which mail clients and ``.eml`` viewers open.
 
@@ -371,14 +378,6 @@ class MaildirTransport:
 
     def __repr__(self) -> str:
         return f"MaildirTransport({str(self.path)!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def send(self, *, sender: str, recipient: str, data: bytes) -> SendOutcome:
         """Deliver into ``new``.
