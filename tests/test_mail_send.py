@@ -430,3 +430,21 @@ def test_transports_fit_the_protocol(tmp_path: Path) -> None:
         SmtpTransport("127.0.0.1", 25, security="none"),
     ]
     assert len(transports) == 2
+
+
+def test_async_with_closes_the_transport(smtp_server: SmtpServer) -> None:
+    async def scenario() -> tuple[SendOutcome, TransportError | None]:
+        async with transport(smtp_server) as t:
+            outcome = await t.send(
+                sender="ban-tin@example.org", recipient="hoa@example.org", data=b"Subject: x\r\n\r\nx\r\n"
+            )
+        try:
+            await t.send(sender="ban-tin@example.org", recipient="hoa@example.org", data=b"x\r\n")
+        except TransportError as exc:
+            return outcome, exc
+        return outcome, None
+
+    outcome, error = asyncio.run(scenario())
+    assert outcome.ok
+    assert error is not None
+    assert "closed" in str(error)
