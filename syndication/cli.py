@@ -239,7 +239,7 @@ def sources(
 def _print_sources(reports: list[Any], tz: tzinfo, title: str) -> None:
     """The sources table with each last error below it in full (``sources`` and ``status``)."""
     table = _table(title)
-    for column in ("id", "kind", "articles", "last success", "next attempt", "errors"):
+    for column in ("id", "kind", "articles", "last poll", "last success", "next poll", "errors"):
         numeric = column in ("articles", "errors")
         table.add_column(column, no_wrap=True, justify="right" if numeric else "left")
     for r in reports:
@@ -248,6 +248,7 @@ def _print_sources(reports: list[Any], tz: tzinfo, title: str) -> None:
             r.spec.id,
             r.spec.kind,
             str(s.article_count if s else 0),
+            _local(s.last_attempt if s else None, tz),
             _local(s.last_success if s else None, tz),
             _local(s.next_attempt if s else None, tz),
             str(s.error_count if s else 0),
@@ -354,6 +355,78 @@ def config_check() -> None:
         markup=False,
         highlight=False,
     )
+
+
+@app.command()
+def run(
+    host: Annotated[
+        str | None, typer.Option("--host", metavar="ADDRESS", help="Listen here (default: server.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", metavar="PORT", help="Listen on this port (default: server.port).")
+    ] = None,
+    no_workers: Annotated[
+        bool,
+        typer.Option(
+            "--no-workers",
+            help="Only the scheduler and the web server; `syndication worker` processes do the work.",
+        ),
+    ] = False,
+) -> None:
+    """Run the service until stopped: poll sources on their schedules, rebuild feeds,
+    send digests on theirs, and serve feeds and subscription pages over HTTP.
+
+    One process, one event loop. Runs missed while it was down are sent once if
+    they are still within their grace period. SIGINT or SIGTERM stop it
+    gracefully (a second one at once).
+    """
+    from syndication.process import Roles, run_service
+
+    with _errors():
+        settings = _settings()
+        templates = _templates_dir()
+        workers = settings.service.workers and not no_workers
+        _service_logging()
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(
+                run_service(
+                    settings,
+                    roles=Roles(web=True, scheduler=True, workers=workers),
+                    templates=templates,
+                    host=host or settings.server.host,
+                    port=port or settings.server.port,
+                    on_warning=lambda text: err.print(text, markup=False, highlight=False),
+                )
+            )
+
+
+@app.command()
+def worker() -> None:
+    """Poll due sources and send queued deliveries until stopped, sharing the work with
+    every other worker on the same (PostgreSQL) store. No scheduler, no web server:
+    run one `syndication run --no-workers` beside any number of these."""
+    from syndication.process import Roles, run_service
+
+    with _errors():
+        settings = _settings()
+        _service_logging()
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(
+                run_service(
+                    settings,
+                    roles=Roles(web=False, scheduler=False, workers=True),
+                    templates=Path(),
+                    host="",
+                    port=0,
+                )
+            )
+
+
+def _service_logging() -> None:
+    """A long-running process says what it does (INFO) unless told to be quieter."""
+    logger = logging.getLogger("syndication")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
 
 
 @app.command()
@@ -466,7 +539,7 @@ def status() -> None:
     delivered and failed counts) and subscribers by status."""
     with _errors():
         settings = _settings()
-        reports, digests, subscribers = _run(_status(settings))
+        reports, digests, subscribers, nodes = _run(_status(settings))
     tz = settings.site.tz
     _print_sources(reports, tz, "Sources")
     table = _table("Digests")
@@ -496,13 +569,22 @@ def status() -> None:
         markup=False,
         highlight=False,
     )
+    if nodes:
+        table = _table("Processes")
+        for column in ("process", "role", "started", "last seen"):
+            table.add_column(column, no_wrap=True)
+        for node in nodes:
+            table.add_row(node.owner, node.role, _local(node.started, tz), _local(node.heartbeat, tz))
+        out.print(table)
+    else:
+        out.print("Processes: none running (start one with `syndication run`)", markup=False, highlight=False)
 
 
-async def _status(settings: config.Settings) -> tuple[Any, Any, dict[str, int]]:
+async def _status(settings: config.Settings) -> tuple[Any, Any, dict[str, int], Any]:
     async with Syndication(settings) as syn:
         reports = await syn.source_reports()
         digests = [(spec, await syn.latest_issue(spec.name)) for spec in settings.digests]
-        return reports, digests, await syn.subscriber_counts()
+        return reports, digests, await syn.subscriber_counts(), await syn.nodes()
 
 
 # --- subscribers -----------------------------------------------------------------------
@@ -715,6 +797,13 @@ def digest_send(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only count and write one preview; send nothing.")
     ] = False,
+    queue_only: Annotated[
+        bool,
+        typer.Option(
+            "--queue-only",
+            help="Write the messages to the outbox and stop; running workers send them.",
+        ),
+    ] = False,
 ) -> None:
     """Build the digest now and send it to every subscriber with something new.
 
@@ -722,10 +811,10 @@ def digest_send(
     """
     with _errors():
         settings = _settings()
-        _run(_digest_send(settings, name, dry_run))
+        _run(_digest_send(settings, name, dry_run, queue_only))
 
 
-async def _digest_send(settings: config.Settings, name: str, dry_run: bool) -> None:
+async def _digest_send(settings: config.Settings, name: str, dry_run: bool, queue_only: bool = False) -> None:
     async with Syndication(settings) as syn:
         service = await syn.digest_service()
         plan = await service.plan(name, dry_run=dry_run)
@@ -761,6 +850,8 @@ async def _digest_send(settings: config.Settings, name: str, dry_run: bool) -> N
                 markup=False,
                 highlight=False,
             )
+        if queue_only:
+            return
         if err.is_terminal:
             with Progress(
                 TextColumn("[progress.description]{task.description}"),

@@ -129,6 +129,34 @@ class SubscribeSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceSettings:
+    """How ``syndication run`` and ``syndication worker`` share out the work (``[service]``)."""
+
+    workers: bool = True
+    """Whether ``run`` also polls sources and sends deliveries (``--no-workers`` overrides)."""
+    tick: timedelta = timedelta(seconds=5)
+    """How often an idle worker looks in the store for work another process made due."""
+    poll_lease: timedelta = timedelta(minutes=15)
+    """How long a worker holds a source it polls; a dead worker's source is polled again after it."""
+    jitter: float = 0.1
+    """Each source's next poll is moved by up to this fraction of its interval, at random."""
+    stop_timeout: timedelta = timedelta(seconds=30)
+    """How long a stop waits for polls and SMTP transactions in flight."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetentionSettings:
+    """What the daily clean-up removes (``[retention]``); ``None`` keeps for ever."""
+
+    articles: timedelta | None = timedelta(days=365)
+    """Articles published (and first seen) longer ago are deleted, and not stored again."""
+    deliveries: timedelta | None = timedelta(days=180)
+    """Deliveries of issues older than this are deleted; the issue keeps its per-branch totals."""
+    schedule: str = "30 2 * * *"
+    """When the clean-up runs (cron, site time zone)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Category:
     slug: str
     title: str
@@ -147,6 +175,8 @@ class Settings:
     mail: MailSettings = MailSettings()
     subscribe: SubscribeSettings = SubscribeSettings()
     digests: tuple[DigestSpec, ...] = ()
+    service: ServiceSettings = ServiceSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     def digest(self, name: str) -> DigestSpec | None:
         return next((d for d in self.digests if d.name == name), None)
@@ -393,6 +423,8 @@ def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Se
             "categories",
             "sources",
             "digests",
+            "service",
+            "retention",
         },
     )
 
@@ -442,6 +474,8 @@ def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Se
     categories = _categories(c, data.get("categories", []))
     sources = _sources(c, data.get("sources", []), {cat.slug for cat in categories}, base)
     digests = _digests(c, data.get("digests", []))
+    service = _service_settings(c, c.table(data, "service"))
+    retention = _retention_settings(c, c.table(data, "retention"))
 
     if c.problems:
         raise ConfigError(str(file), c.problems)
@@ -457,6 +491,8 @@ def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Se
         mail=mail,
         subscribe=subscribe,
         digests=digests,
+        service=service,
+        retention=retention,
     )
 
 
@@ -623,7 +659,7 @@ def _subscribe_settings(c: _Checker, t: Mapping[str, Any], env: Mapping[str, str
     return SubscribeSettings(secret=_secret(c, t, "subscribe.secret", env), **limits)
 
 
-_DIGEST_KEYS = {"name", "title", "schedule", "subject", "max_items", "skip_empty", "period"}
+_DIGEST_KEYS = {"name", "title", "schedule", "subject", "max_items", "skip_empty", "period", "grace"}
 _DIGEST_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
 
@@ -666,6 +702,7 @@ def _digests(c: _Checker, items: object) -> tuple[DigestSpec, ...]:
                 max_items=max_items,
                 skip_empty=bool(c.get(item, p, "skip_empty", bool, True)),
                 period=c.convert(item, p, "period", parse_duration, timedelta(days=1)),
+                grace=c.convert(item, p, "grace", parse_duration, timedelta(hours=1)),
             )
         )
     return tuple(result)
@@ -685,6 +722,53 @@ def cron_problem(expression: str) -> str | None:
     except ValueError as exc:
         return f'invalid cron expression "{expression}": {exc}'
     return None
+
+
+def _service_settings(c: _Checker, t: Mapping[str, Any]) -> ServiceSettings:
+    d = ServiceSettings()
+    p = "service."
+    c.unknown(t, p, {"workers", "tick", "poll_lease", "jitter", "stop_timeout"})
+    jitter = float(c.get(t, p, "jitter", (int, float), d.jitter) or 0)
+    if not 0 <= jitter <= 0.5:
+        c.problem(p + "jitter", f"must be a fraction between 0 and 0.5, got {jitter}")
+        jitter = d.jitter
+    return ServiceSettings(
+        workers=bool(c.get(t, p, "workers", bool, d.workers)),
+        tick=c.convert(t, p, "tick", parse_duration, d.tick),
+        poll_lease=c.convert(t, p, "poll_lease", parse_duration, d.poll_lease),
+        jitter=jitter,
+        stop_timeout=c.convert(t, p, "stop_timeout", parse_duration, d.stop_timeout),
+    )
+
+
+def parse_keep(value: object) -> timedelta | None:
+    """A retention period: a duration, or ``"forever"`` (also ``0``) to keep everything."""
+    if value == 0 or (isinstance(value, str) and value.strip().lower() in ("forever", "0")):
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(f'expected a duration such as "365d", or "forever", got {value!r}') from None
+
+
+def _retention_settings(c: _Checker, t: Mapping[str, Any]) -> RetentionSettings:
+    d = RetentionSettings()
+    p = "retention."
+    c.unknown(t, p, {"articles", "deliveries", "schedule"})
+    schedule = c.get(t, p, "schedule", str, d.schedule) or d.schedule
+    problem = cron_problem(schedule)
+    if problem:
+        c.problem(p + "schedule", problem)
+        schedule = d.schedule
+    articles = c.convert(t, p, "articles", parse_keep, d.articles)
+    if articles is not None and articles < timedelta(days=1):
+        c.problem(p + "articles", 'must be at least one day (or "forever")')
+        articles = d.articles
+    return RetentionSettings(
+        articles=articles,
+        deliveries=c.convert(t, p, "deliveries", parse_keep, d.deliveries),
+        schedule=schedule,
+    )
 
 
 def _server_settings(c: _Checker, t: Mapping[str, Any]) -> ServerSettings:

@@ -349,6 +349,8 @@ class DigestSpec:
     """How far back a new subscriber's first digest reaches."""
     title: str = ""
     """Shown to people, e.g. "Bản tin hằng ngày"."""
+    grace: timedelta = timedelta(hours=1)
+    """A run missed while the service was down is still sent if it comes back within this."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,6 +361,8 @@ class DigestIssue:
     digest: str
     scheduled_for: datetime
     created: datetime
+    planned: datetime | None = None
+    """When its outbox was written in full; None while planning or after a crash cut it short."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -410,3 +414,15 @@ class SendOutcome:
     permanent: bool = False
     """A 5xx answer: retrying will not help."""
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeInfo:
+    """A running process of the service, as it last reported itself in the store."""
+
+    owner: str
+    """``host:pid``."""
+    role: str
+    """``run`` (scheduler, web server and workers), ``scheduler`` (``run --no-workers``) or ``worker``."""
+    started: datetime
+    heartbeat: datetime

@@ -77,6 +77,7 @@ def settings_for(
 ) -> config.Settings:
     text = '[site]\ntitle = "Thử nghiệm"\nbase_url = "https://syn.example.vn/"\n'
     text += f'[storage]\nurl = "{store_url}"\n[fetch]\nparse_workers = 1\n'
+    text += "[service]\njitter = 0\n"  # exact poll times; jitter has its own test
     for slug in categories:
         text += f'[[categories]]\nslug = "{slug}"\ntitle = "{slug}"\n'
     path = tmp_path / "syn.toml"

@@ -19,6 +19,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import random
+import secrets
+import signal
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -32,12 +36,13 @@ from syndication.config import Settings
 from syndication.core.batching import WriteBehind
 from syndication.core.digests import DigestService
 from syndication.core.feeds import FeedService
+from syndication.core.service import NODE_EXPIRY, DigestRun
 from syndication.core.subscriptions import SubscriptionService
 from syndication.errors import FetchError, ParseError, SourceError, SyndicationError
 from syndication.ingest import decide, pipeline
 from syndication.ingest.fetch import Fetcher, HttpFetcher
 from syndication.mail.send import Transport
-from syndication.store import Store, SubscriberCounts
+from syndication.store import Pruned, Store, SubscriberCounts
 from syndication.types import (
     Article,
     Clock,
@@ -45,6 +50,7 @@ from syndication.types import (
     FetchRequest,
     FetchResult,
     KeyedArticle,
+    NodeInfo,
     PollRecord,
     PollResult,
     PollStatus,
@@ -97,9 +103,14 @@ class Syndication:
         parse_executor: Executor | None = None,
         backlog_bytes: int = 0,
         transport_factory: Callable[[], Transport] | None = None,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self._jitter = jitter
+        # Unique per instance even in one process (tests run several), readable in `status`.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        """Who holds this process's leases (sources, deliveries) and heartbeats."""
         self.store = store if store is not None else Store(settings.storage.url)
         self._fetcher = fetcher
         self._own_fetcher = fetcher is None
@@ -311,6 +322,7 @@ class Syndication:
                 clock=self.clock,
                 templates_dir=TEMPLATES,
                 transport_factory=self._transport_factory,
+                owner=self.owner,
             )
         return self._digest_service
 
@@ -392,7 +404,7 @@ class Syndication:
             backoff_cap=f.backoff_cap,
             not_before=not_before,
             max_lower_bound=f.max_lower_bound,
-        )
+        ) + self._spread(spec)
         message = str(exc)
         log.warning("source %s failed (%d in a row): %s", spec.id, error_count, message)
         record = PollRecord(
@@ -537,7 +549,7 @@ class Syndication:
             max_age=hints.max_age,
             not_before=hints.retry_after,
             max_lower_bound=self.settings.fetch.max_lower_bound,
-        )
+        ) + self._spread(spec)
         return _Outcome(
             counts=counts,
             etag=etag,
@@ -546,6 +558,107 @@ class Syndication:
             next_attempt=next_attempt,
             warnings=warnings,
         )
+
+    def _spread(self, spec: SourceSpec) -> timedelta:
+        """A random part of ``service.jitter`` of the interval, added to each next poll, so
+        sources configured together drift apart instead of all polling at once."""
+        return spec.interval * (self.settings.service.jitter * self._jitter())
+
+    # --- the running service (see core/service.py) -------------------------------------
+
+    async def claim_sources(self, *, limit: int) -> list[str]:
+        """Lease to this process up to ``limit`` configured sources that are due."""
+        await self.start()
+        return await self._db(
+            self.store.claim_sources,
+            [s.id for s in self.settings.sources],
+            limit=limit,
+            lease=self.settings.service.poll_lease,
+            owner=self.owner,
+            now=self.clock(),
+        )
+
+    async def poll_claimed(self, source_ids: Sequence[str]) -> list[PollResult]:
+        """Poll sources this process claimed; recording each outcome gives its lease back."""
+        try:
+            return await self.poll(source_ids)
+        except BaseException:
+            with contextlib.suppress(SyndicationError):
+                await self._db(self.store.release_sources, owner=self.owner, ids=list(source_ids))
+            raise
+
+    async def release_sources(self) -> int:
+        """Give back every source lease this process holds."""
+        return await self._db(self.store.release_sources, owner=self.owner)
+
+    async def next_poll(self) -> datetime | None:
+        """When the next configured source falls due."""
+        return await self._db(self.store.next_poll, [s.id for s in self.settings.sources], now=self.clock())
+
+    async def next_delivery(self) -> datetime | None:
+        """When the next delivery of any issue falls due; None when the outbox is empty."""
+        return await self._db(self.store.next_delivery, now=self.clock())
+
+    async def run_digest(self, name: str, scheduled_for: datetime) -> DigestRun:
+        """Plan the run of ``name`` scheduled for ``scheduled_for`` (once, whoever asks)."""
+        service = await self.digest_service()
+        plan = await service.plan(name, scheduled_for=scheduled_for)
+        issue_id = plan.issue.id if plan.issue else None
+        if plan.resumed:
+            return DigestRun(digest=name, scheduled_for=scheduled_for, outcome="exists", issue_id=issue_id)
+        log.info(
+            "digest %s: issue %s for %s: %d messages queued, %d subscribers with nothing new",
+            name,
+            issue_id,
+            scheduled_for.isoformat(),
+            plan.recipients,
+            plan.nothing_new,
+        )
+        return DigestRun(
+            digest=name,
+            scheduled_for=scheduled_for,
+            outcome="planned",
+            recipients=plan.recipients,
+            issue_id=issue_id,
+        )
+
+    async def issue_at(self, name: str, scheduled_for: datetime) -> DigestIssue | None:
+        """The issue of ``name`` for exactly ``scheduled_for``, if one was made."""
+        await self.start()
+        return await self._db(self.store.find_issue, name, scheduled_for)
+
+    async def prune(self) -> Pruned:
+        """Delete what ``[retention]`` no longer keeps."""
+        await self.start()
+        now = self.clock()
+        keep = self.settings.retention
+        pruned = await self._db(
+            self.store.prune,
+            articles_before=now - keep.articles if keep.articles else None,
+            deliveries_before=now - keep.deliveries if keep.deliveries else None,
+            nodes_before=now - NODE_EXPIRY,
+        )
+        log.info(
+            "clean-up: %d articles, %d deliveries (%d issues kept as totals), %d page validators deleted",
+            pruned.articles,
+            pruned.deliveries,
+            pruned.issues_summarised,
+            pruned.page_validators,
+        )
+        if pruned.articles and self._feed_service is not None:
+            await self._feed_service.refresh()
+        return pruned
+
+    async def heartbeat(self, role: str, started: datetime) -> None:
+        await self._db(self.store.heartbeat, owner=self.owner, role=role, started=started, now=self.clock())
+
+    async def leave(self) -> None:
+        """Forget this process in the store (a clean stop)."""
+        await self._db(self.store.remove_node, self.owner)
+
+    async def nodes(self) -> list[NodeInfo]:
+        await self.start()
+        return await self._db(self.store.list_nodes)
 
     async def source_reports(self) -> list[SourceReport]:
         """Every configured source with its stored state (polling history)."""
@@ -688,4 +801,11 @@ def _make_parse_executor(workers: int) -> Executor | None:
     # The fork server imports the parsers once; workers forked from it share those pages.
     with contextlib.suppress(RuntimeError, ValueError):
         context.set_forkserver_preload(list(pipeline.PARSER_MODULES))
-    return ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=pipeline.preload)
+    return ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=_parse_worker_init)
+
+
+def _parse_worker_init() -> None:
+    """In each parse process: leave Ctrl-C to the main process (which stops the pool in
+    order; a terminal sends SIGINT to the whole process group), then load the parsers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pipeline.preload()

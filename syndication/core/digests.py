@@ -92,6 +92,7 @@ class DigestService:
         clock: Clock,
         templates_dir: Path,
         transport_factory: Callable[[], Transport] | None = None,
+        owner: str | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -115,7 +116,7 @@ class DigestService:
             if mail.dkim_key and mail.dkim_selector and mail.dkim_domain
             else None
         )
-        self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         # Accepted messages are marked sent together when many finish at once; each
         # send waits for its mark, so at most the messages in flight at a crash can
         # go out twice (with the same Message-ID).
@@ -213,9 +214,13 @@ class DigestService:
                     return Plan(issue=latest, added=0, recipients=0, nothing_new=0, resumed=True)
         if not dry_run:
             found, created = await self._db(self._store.create_issue, name, when, now=now)
-            if not created:
+            if not created and found.planned is not None:
                 log.info("digest %s: issue %d for %s exists; sending what is left", name, found.id, when)
                 return Plan(issue=found, added=0, recipients=0, nothing_new=0, resumed=True)
+            if not created:
+                # Made by a process that stopped (or is still busy) before writing the whole
+                # outbox: planning again adds only the missing rows (one per address).
+                log.info("digest %s: completing the outbox of issue %d for %s", name, found.id, when)
             issue = found
             superseded = await self._db(self._store.supersede, digest=name, before_issue=issue.id, now=now)
             if superseded:
@@ -253,29 +258,37 @@ class DigestService:
                 )
             )
         added = 0
-        if issue is not None and items:
-            added = await self._db(self._store.add_deliveries, issue.id, items, now=now)
+        if issue is not None:
+            if items:
+                added = await self._db(self._store.add_deliveries, issue.id, items, now=now)
+            await self._db(self._store.mark_planned, issue.id, now=self._clock())
         return Plan(issue=issue, added=added, recipients=len(items), nothing_new=nothing_new, preview=preview)
 
     # --- sending --------------------------------------------------------------------
 
     async def send(
         self,
-        issue: DigestIssue,
+        issue: DigestIssue | None,
         *,
         on_progress: Callable[[int], None] | None = None,
         stop: asyncio.Event | None = None,
     ) -> SendSummary:
-        """Send every delivery of ``issue`` that is due; retries that are not due yet stay queued."""
-        spec = self.spec(issue.digest)
+        """Send every delivery that is due, of ``issue`` or (None) of every issue; retries
+        that are not due yet stay queued.
+
+        When ``stop`` is set, no new message starts: what is claimed and not yet tried
+        is given back (due again at once, for this or another worker), and the SMTP
+        transactions in flight finish.
+        """
         summary = SendSummary()
-        transport = self._transport_factory()
+        issues: dict[int, DigestIssue] = {issue.id: issue} if issue is not None else {}
+        transport: Transport | None = None
         try:
             while stop is None or not stop.is_set():
                 now = self._clock()
                 batch = await self._db(
                     self._store.claim_deliveries,
-                    issue_id=issue.id,
+                    issue_id=issue.id if issue is not None else None,
                     limit=CLAIM_BATCH,
                     lease=self._settings.mail.lease,
                     owner=self._owner,
@@ -283,10 +296,33 @@ class DigestService:
                 )
                 if not batch:
                     break
-                await self._send_batch(spec, issue, batch, transport, summary, on_progress)
+                if transport is None:
+                    transport = self._transport_factory()
+                by_issue: dict[int, list[Delivery]] = {}
+                for delivery in batch:
+                    by_issue.setdefault(delivery.issue_id, []).append(delivery)
+                for issue_id, deliveries in by_issue.items():
+                    found = issues.get(issue_id) or await self._db(self._store.get_issue, issue_id)
+                    if found is None:  # pragma: no cover - deliveries are deleted with their issue
+                        continue
+                    issues[issue_id] = found
+                    spec = self._settings.digest(found.digest)
+                    if spec is None:
+                        # The digest left the configuration: its queued messages are not sent.
+                        await self._fail_all(deliveries, f"digest {found.digest} is no longer configured")
+                        summary.failed += len(deliveries)
+                        continue
+                    await self._send_batch(spec, found, deliveries, transport, summary, on_progress, stop)
         finally:
-            await transport.aclose()
+            if transport is not None:
+                await transport.aclose()
         return summary
+
+    async def _fail_all(self, deliveries: Sequence[Delivery], reason: str) -> None:
+        for delivery in deliveries:
+            await self._db(
+                self._store.mark_failed, delivery.id, owner=self._owner, error=reason, now=self._clock()
+            )
 
     async def _send_batch(
         self,
@@ -296,6 +332,7 @@ class DigestService:
         transport: Transport,
         summary: SendSummary,
         on_progress: Callable[[int], None] | None,
+        stop: asyncio.Event | None = None,
     ) -> None:
         subscribers = {
             s.id: s
@@ -329,9 +366,13 @@ class DigestService:
             messages.append((delivery, self._message(spec, issue, delivery, subscriber, rendered[key][0])))
         limit = asyncio.Semaphore(max(1, self._settings.mail.pool * 2))
         broken: list[str] = []
+        released: list[int] = []
         sender = self._settings.mail.from_address
 
         async def deliver(delivery: Delivery, data: bytes | None) -> None:
+            if stop is not None and stop.is_set():
+                released.append(delivery.id)  # stopping: not tried, given back below
+                return
             if data is None:
                 await self._db(
                     self._store.mark_failed,
@@ -345,6 +386,9 @@ class DigestService:
                 outcome = SendOutcome(ok=False, error=f"not sent: {broken[0]}")
             else:
                 async with limit:
+                    if stop is not None and stop.is_set():
+                        released.append(delivery.id)
+                        return
                     try:
                         outcome = await transport.send(sender=sender, recipient=delivery.address, data=data)
                     except TransportError as exc:
@@ -391,6 +435,9 @@ class DigestService:
                 on_progress(1)
 
         await asyncio.gather(*(deliver(d, data) for d, data in messages))
+        if released:
+            await self._db(self._store.release_deliveries, released, owner=self._owner, now=self._clock())
+            log.info("stopping: %d claimed messages given back to the outbox", len(released))
         if broken:
             raise TransportError(broken[0])
 

@@ -57,16 +57,20 @@ from . import deliveries as _deliveries
 from . import migrate as _migrate
 from . import pages as _pages
 from . import scopes as _scopes
+from . import service as _service
 from . import sources as _sources
 from . import subscribers as _subscribers
 from .deliveries import NO_ORGANISATION, NewDelivery
 from .engine import Database
+from .running import RunningStore
+from .service import Pruned
 from .subscribers import SubscriberCounts
+from .util import name_order
 
-__all__ = ["NO_ORGANISATION", "NewDelivery", "Store", "SubscriberCounts"]
+__all__ = ["NO_ORGANISATION", "NewDelivery", "Pruned", "Store", "SubscriberCounts"]
 
 
-class Store:
+class Store(RunningStore):
     """The store behind one database URL.
 
     Usable as a context manager, which closes it. Every method is one
@@ -676,7 +680,14 @@ class Store:
             StoreError: the database failed.
         """
         with self._db.transaction("count deliveries") as connection:
-            return _deliveries.delivery_counts(connection, issue_id)
+            counts = _deliveries.delivery_counts(connection, issue_id)
+            if not any(counts.values()):
+                # Retention deleted the rows: the totals the issue kept stand in for them.
+                for _, sent, failed, other in _service.summarised(connection, issue_id):
+                    counts["sent"] += sent
+                    counts["failed"] += failed
+                    counts["pending"] += other
+            return counts
 
     def issue_report(self, issue_id: int) -> list[tuple[str, int, int, int]]:
         """Per organisation of the issue: ``(name, delivered, failed, pending or other)``.
@@ -689,7 +700,15 @@ class Store:
             StoreError: the database failed.
         """
         with self._db.transaction("report on an issue") as connection:
-            return _deliveries.issue_report(connection, issue_id)
+            report = _deliveries.issue_report(connection, issue_id)
+            if not report:
+                # Retention deleted the rows: report the totals the issue kept.
+                report = [
+                    (name or NO_ORGANISATION, sent, failed, other)
+                    for name, sent, failed, other in _service.summarised(connection, issue_id)
+                ]
+                report.sort(key=lambda row: (row[0] == NO_ORGANISATION, name_order(row[0])))
+            return report
 
     def get_deliveries(self, issue_id: int) -> list[Delivery]:
         """Every delivery of the issue, in the order they were added.

@@ -61,7 +61,13 @@ class NewDelivery:
 
 
 def _issue(row: Any) -> DigestIssue:
-    return DigestIssue(id=row.id, digest=row.digest, scheduled_for=row.scheduled_for, created=row.created)
+    return DigestIssue(
+        id=row.id,
+        digest=row.digest,
+        scheduled_for=row.scheduled_for,
+        created=row.created,
+        planned=row.planned,
+    )
 
 
 def create_issue(
@@ -79,6 +85,18 @@ def create_issue(
         digest_issues.c.digest == digest, digest_issues.c.scheduled_for == scheduled_for
     )
     return _issue(connection.execute(query).one()), created
+
+
+def find_issue(connection: Connection, digest: str, scheduled_for: datetime) -> DigestIssue | None:
+    query = select(digest_issues).where(
+        digest_issues.c.digest == digest, digest_issues.c.scheduled_for == scheduled_for
+    )
+    row = connection.execute(query).first()
+    return None if row is None else _issue(row)
+
+
+def mark_planned(connection: Connection, issue_id: int, *, now: datetime) -> None:
+    connection.execute(update(digest_issues).where(digest_issues.c.id == issue_id).values(planned=now))
 
 
 def get_issue(connection: Connection, issue_id: int) -> DigestIssue | None:
@@ -287,6 +305,31 @@ def mark_retry(
 
 def mark_failed(connection: Connection, id: int, *, owner: str, error: str, now: datetime) -> bool:
     return _finish(connection, [id], owner, {"status": "failed", "last_error": error, "updated": now}) == 1
+
+
+def release(connection: Connection, ids: Sequence[int], *, owner: str, now: datetime) -> int:
+    """Give back rows ``owner`` claimed but did not try (a stop): they are due again at once,
+    as they were before the claim (``pending`` if never tried, else ``retrying``)."""
+    d = deliveries.c
+    values = {
+        "status": case((d.attempts > 1, "retrying"), else_="pending"),
+        "attempts": d.attempts - 1,
+        "next_attempt": case((d.attempts > 1, now), else_=None),
+        "updated": now,
+    }
+    return _finish(connection, ids, owner, values)
+
+
+def next_due(connection: Connection, *, now: datetime) -> datetime | None:
+    """When a delivery next falls due: ``now`` if one is due already, else the earliest
+    retry or lease end; None when the outbox has nothing left to send."""
+    d = deliveries.c
+    if connection.scalar(select(d.id).where(d.status == "pending").limit(1)) is not None:
+        return now
+    retry = connection.scalar(select(func.min(d.next_attempt)).where(d.status == "retrying"))
+    lease = connection.scalar(select(func.min(d.lease_until)).where(d.status == "sending"))
+    times = [t for t in (retry, lease) if t is not None]
+    return max(min(times), now) if times else None
 
 
 def supersede(connection: Connection, *, digest: str, before_issue: int, now: datetime) -> int:

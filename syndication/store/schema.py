@@ -86,6 +86,9 @@ sources = Table(
     Column("last_error", Text),
     Column("error_count", Integer, nullable=False, server_default="0"),
     Column("next_attempt", UTCDateTime),
+    # A worker polling the source holds it until then (0005); a dead worker's lease runs out.
+    Column("lease_until", UTCDateTime),
+    Column("lease_owner", String(200)),
 )
 
 articles = Table(
@@ -216,6 +219,8 @@ digest_issues = Table(
     Column("digest", String(100), nullable=False),
     Column("scheduled_for", UTCDateTime, nullable=False),
     Column("created", UTCDateTime, nullable=False),
+    # When its outbox was written in full (0005); NULL while planning, or if a crash cut it short.
+    Column("planned", UTCDateTime),
     # One issue per run: a second process starting the same run finds the first one's.
     UniqueConstraint("digest", "scheduled_for"),
     sqlite_autoincrement=True,
@@ -266,3 +271,26 @@ deliveries = Table(
 Index("ix_deliveries_status_id", deliveries.c.status, deliveries.c.id)
 # Each subscriber's previous window, and SET NULL when one is removed.
 Index("ix_deliveries_subscriber_id", deliveries.c.subscriber_id)
+
+# --- the service (0005) ------------------------------------------------------------------
+
+nodes = Table(
+    "nodes",
+    metadata,
+    # A running process (``host:pid``), what it does, and when it last said it was alive.
+    Column("owner", String(200), primary_key=True),
+    Column("role", String(32), nullable=False),
+    Column("started", UTCDateTime, nullable=False),
+    Column("heartbeat", UTCDateTime, nullable=False),
+)
+
+issue_totals = Table(
+    "issue_totals",
+    metadata,
+    # What an issue's report said when retention deleted its deliveries ("" = no organisation).
+    Column("issue_id", Integer, ForeignKey("digest_issues.id", ondelete="CASCADE"), primary_key=True),
+    Column("organisation", String(200), primary_key=True),
+    Column("sent", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("other", Integer, nullable=False),
+)

@@ -109,6 +109,9 @@ def record_polls(connection: Connection, records: Iterable[PollRecord]) -> None:
             "next_attempt": record.next_attempt,
             "error_count": record.error_count,
             "last_error": None if record.ok else (record.error or "unknown error"),
+            # Recording the outcome ends the poll: the source's lease is given back.
+            "lease_until": None,
+            "lease_owner": None,
         }
         if record.ok:
             params["last_success"] = record.attempted

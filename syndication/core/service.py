@@ -1,0 +1,186 @@
+"""The running service: workers that poll due sources and send due deliveries, the
+digest runs the scheduler asks for, the daily clean-up, and heartbeats.
+
+All the state is in the store, so any number of processes can share the work
+(miniflux and listmonk keep their schedules the same way):
+
+- a source's next poll is its ``next_attempt`` (interval with jitter, backoff
+  after errors, the server's ``Retry-After`` and caching hints); a worker claims
+  due sources with a lease, polls them, and recording the outcome gives the lease
+  back. A worker that dies holding one loses it when the lease runs out;
+- a digest run is an issue, unique by (digest, scheduled time): whichever
+  scheduler plans it first writes the outbox, a second finds it;
+- a delivery is claimed with a lease and marked as it is sent; on a stop the
+  claimed, untried ones are given back at once.
+
+Workers sleep until the next due time they know of, at most ``service.tick``,
+and wake at once when this process planned an issue (``wake``). Nothing here
+reads the wall clock: the ``Syndication``'s clock is used.
+
+Must not: import the scheduler or web (they call this).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from syndication.errors import StoreError, SyndicationError
+
+if TYPE_CHECKING:
+    from syndication.core import Syndication
+
+log = logging.getLogger(__name__)
+
+NODE_EXPIRY = timedelta(days=1)
+"""A process silent for this long is forgotten by the clean-up."""
+
+
+class Worker:
+    """Polls due sources and sends due deliveries until ``stop`` is set."""
+
+    def __init__(self, app: Syndication, *, polls: bool = True, deliveries: bool = True) -> None:
+        self._app = app
+        self._polls = polls
+        self._deliveries = deliveries
+        self.wake = asyncio.Event()
+        """Set it to make the delivery loop look for work now (an issue was just planned)."""
+        self.polled = 0
+        self.sent = 0
+        self.failed = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set, then finish what is in flight (bounded by
+        ``service.stop_timeout``) and give back every lease this process holds."""
+        app = self._app
+        loops = []
+        if self._polls:
+            loops.append(asyncio.create_task(self._guard("polls", self._poll_loop, stop)))
+        if self._deliveries:
+            loops.append(asyncio.create_task(self._guard("deliveries", self._send_loop, stop)))
+        try:
+            await stop.wait()
+        finally:
+            timeout = app.settings.service.stop_timeout.total_seconds()
+            self.wake.set()
+            _, pending = await asyncio.wait(loops, timeout=timeout) if loops else (set(), set())
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if pending:
+                log.warning(
+                    "stopped without waiting for work in flight after %ss: its leases run out "
+                    "and another worker takes it up",
+                    timeout,
+                )
+            with contextlib.suppress(SyndicationError):
+                released = await app.release_sources()
+                if released:
+                    log.info("gave back %d source leases", released)
+
+    async def _guard(
+        self, name: str, loop: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event
+    ) -> None:
+        """Run one loop; a store outage pauses it (logged) instead of ending it."""
+        while not stop.is_set():
+            try:
+                await loop(stop)
+            except StoreError as exc:
+                log.error("%s: the store failed (%s); trying again shortly", name, exc)  # noqa: TRY400 - our error: its message is the story
+                await _sleep(stop, self._app.settings.service.tick.total_seconds(), None)
+            except Exception:  # a bug must not stop the service; keep its traceback
+                log.exception("%s: internal error; trying again shortly", name)
+                await _sleep(stop, self._app.settings.service.tick.total_seconds(), None)
+
+    async def _poll_loop(self, stop: asyncio.Event) -> None:
+        app = self._app
+        slots = app.settings.fetch.concurrency
+        tick = app.settings.service.tick
+        running: set[asyncio.Task[None]] = set()
+        freed = asyncio.Event()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            freed.set()
+
+        try:
+            while not stop.is_set():
+                free = slots - len(running)
+                claimed = await app.claim_sources(limit=free) if free > 0 else []
+                if claimed:
+                    task = asyncio.create_task(self._poll(claimed))
+                    running.add(task)
+                    task.add_done_callback(finished)
+                    continue
+                freed.clear()
+                now = app.clock()
+                due = await app.next_poll()
+                wait = tick if due is None else min(tick, max(due - now, timedelta(0)))
+                await _sleep(stop, max(wait.total_seconds(), 0.05), freed)
+        finally:
+            if running:
+                # Stopping: the polls in flight finish (the caller bounds how long).
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _poll(self, source_ids: list[str]) -> None:
+        results = await self._app.poll_claimed(source_ids)
+        self.polled += len(results)
+        for result in results:
+            if result.status in ("new", "updated"):
+                log.info(
+                    "source %s: %d new, %d updated articles",
+                    result.source_id,
+                    result.counts.new,
+                    result.counts.updated,
+                )
+
+    async def _send_loop(self, stop: asyncio.Event) -> None:
+        app = self._app
+        service = await app.digest_service()
+        tick = app.settings.service.tick
+        while not stop.is_set():
+            self.wake.clear()
+            summary = await service.send(None, stop=stop)
+            self.sent += summary.sent
+            self.failed += summary.failed
+            if summary.sent or summary.failed or summary.retrying:
+                log.info(
+                    "deliveries: %d sent, %d to retry, %d failed",
+                    summary.sent,
+                    summary.retrying,
+                    summary.failed,
+                )
+            now = app.clock()
+            due = await app.next_delivery()
+            wait = tick if due is None else min(tick, max(due - now, timedelta(0)))
+            await _sleep(stop, max(wait.total_seconds(), 0.05), self.wake)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None) -> None:
+    """Sleep ``seconds``, or less if ``stop`` (or ``wake``) is set meanwhile."""
+    events = [stop] if wake is None else [stop, wake]
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestRun:
+    """What became of one scheduled run of a digest."""
+
+    digest: str
+    scheduled_for: datetime
+    outcome: str
+    """``planned``, ``exists`` (another process or an earlier start planned it), or ``failed``."""
+    recipients: int = 0
+    issue_id: int | None = None
