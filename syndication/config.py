@@ -743,7 +743,10 @@ def _service_settings(c: _Checker, t: Mapping[str, Any]) -> ServiceSettings:
 
 def parse_keep(value: object) -> timedelta | None:
     """A retention period: a duration, or ``"forever"`` (also ``0``) to keep everything."""
-    if value == 0 or (isinstance(value, str) and value.strip().lower() in ("forever", "0")):
+    # Not ``false``: a boolean equals 0 in Python, but "keep = false" says nothing clear.
+    if (value == 0 and not isinstance(value, bool)) or (
+        isinstance(value, str) and value.strip().lower() in ("forever", "0")
+    ):
         return None
     try:
         return parse_duration(value)

@@ -55,3 +55,13 @@ def store(store_url: str) -> Iterator[Store]:
     with Store(store_url) as opened:
         opened.upgrade()
         yield opened
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema's URL, for tests that only mean something on PostgreSQL
+    (several processes sharing work); skipped when ``SYNDICATION_TEST_DATABASE_URL`` is unset."""
+    base = os.environ.get(POSTGRES_URL_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_URL_ENV} is not set")
+    yield from _postgres_schema_url(base)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, delete, func, or_, select, type_coerce, update
+from sqlalchemy import Connection, case, delete, func, literal_column, or_, select, type_coerce, update
 
 from syndication.types import NodeInfo
 
@@ -94,12 +94,12 @@ def next_poll(connection: Connection, ids: Sequence[str], *, now: datetime) -> d
     if not ids:
         return None
     s = sources.c
-    due = type_coerce(
-        case((s.lease_until.is_not(None) & (s.lease_until > now), s.lease_until), else_=s.next_attempt),
-        UTCDateTime,
-    )
+    leased = s.lease_until.is_not(None) & (s.lease_until > now)
+    due = type_coerce(case((leased, s.lease_until), else_=s.next_attempt), UTCDateTime)
+    # A never-polled source in its first poll is leased: it counts from its lease end too.
+    free_and_new = s.next_attempt.is_(None) & or_(s.lease_until.is_(None), s.lease_until <= now)
     row = connection.execute(
-        select(func.count().filter(s.next_attempt.is_(None)), func.min(due)).where(s.id.in_(ids))
+        select(func.count().filter(free_and_new), func.min(due)).where(s.id.in_(ids))
     ).one()
     never_polled, earliest = row
     if never_polled:
@@ -164,17 +164,19 @@ def prune_deliveries(connection: Connection, *, before: datetime) -> tuple[int, 
     )
     removed = 0
     status = deliveries.c.status
+    # A literal, not a bound "": PostgreSQL must see the same expression in SELECT and GROUP BY.
+    organisation = func.coalesce(deliveries.c.organisation, literal_column("''"))
     for part in chunks(old):
         totals = (
             select(
                 deliveries.c.issue_id,
-                func.coalesce(deliveries.c.organisation, ""),
+                organisation,
                 func.sum(case((status == "sent", 1), else_=0)),
                 func.sum(case((status == "failed", 1), else_=0)),
                 func.sum(case((status.in_(("sent", "failed")), 0), else_=1)),
             )
             .where(deliveries.c.issue_id.in_(part))
-            .group_by(deliveries.c.issue_id, func.coalesce(deliveries.c.organisation, ""))
+            .group_by(deliveries.c.issue_id, organisation)
         )
         rows = [
             {"issue_id": i, "organisation": o, "sent": int(s), "failed": int(f), "other": int(x)}

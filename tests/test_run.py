@@ -1,0 +1,282 @@
+"""The service as it is deployed: `syndication run` and `syndication worker` as
+subprocesses, sources on a loopback HTTP server, digests to a loopback SMTP server
+(aiosmtpd), checked over HTTP and SMTP and in the store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from syndication.store import Store
+from tests.httpserver import TestServer
+from tests.smtpserver import SmtpServer
+from tests.test_cli import syndication
+from tests.test_core import ITEMS, rss
+from tests.test_digest_cli import parse
+
+
+@pytest.fixture
+def server() -> Iterator[TestServer]:
+    with TestServer() as srv:
+        srv.add("/tin.rss", rss(ITEMS))
+        yield srv
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as srv:
+        yield srv
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def write_config(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer, *, schedule: str, extra: str = ""
+) -> Path:
+    path = tmp_path / "syndication.toml"
+    path.write_text(
+        f"""
+[site]
+title = "Cổng thông tin thử nghiệm"
+base_url = "https://syn.example.vn/"
+[storage]
+url = "{store_url}"
+[fetch]
+parse_workers = 1
+[service]
+tick = "1s"
+stop_timeout = "10s"
+[mail]
+transport = "smtp"
+host = "{smtp.host}"
+port = {smtp.port}
+security = "none"
+from_address = "ban-tin@example.org"
+{extra}
+[[digests]]
+name = "daily"
+title = "Bản tin hằng ngày"
+schedule = "{schedule}"
+grace = "1m"
+[[categories]]
+slug = "tin-tuc-su-kien"
+title = "Tin tức - Sự kiện"
+[[sources]]
+id = "tin"
+url = "{server.url("/tin.rss")}"
+categories = ["tin-tuc-su-kien"]
+allow_private_network = true
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def start(conf: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "SYNDICATION_CONFIG"}
+    cmd = [sys.executable, "-m", "syndication", "--config", str(conf), *args]
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for(what: str, check: Callable[[], bool], *, seconds: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the process exited ({proc.returncode}) while waiting for {what}")
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return str(response.read().decode("utf-8"))
+    except OSError:
+        return ""
+
+
+def query(url: str, sql: str) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` on the store at ``url`` (engine disposed after)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as db:
+            return [tuple(row) for row in db.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the service did not stop within 40 s of the signal")
+
+
+def test_run_polls_serves_feeds_sends_digests_and_stops_cleanly(
+    tmp_path: Path, server: TestServer, smtp: SmtpServer
+) -> None:
+    store_url = f"sqlite:///{tmp_path / 'syndication.db'}"
+    conf = write_config(tmp_path, store_url, server, smtp, schedule="* * * * *")
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "email,name,organisation,digest\n"
+        "bi-thu@example.org,Nguyễn Thị Hoà,Chi bộ Văn phòng,daily\n"
+        "pho@example.org,Trần Văn Uỷ,Chi bộ Văn phòng,daily\n",
+        encoding="utf-8",
+    )
+    imported = syndication("subscribers", "import", str(people), config=conf)
+    assert imported.returncode == 0, imported.stderr
+    port = free_port()
+    log = tmp_path / "run.log"
+    proc = start(conf, "run", "--port", str(port), log=log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        # Polled at start by the worker, published by the web server of the same process.
+        wait_for("the feed", lambda: ITEMS[0][1] in get(base + "/feeds/all.atom"), seconds=30, proc=proc)
+        lines = log.read_text(encoding="utf-8").splitlines()
+        assert any(f"feeds served at http://localhost:{port}/feeds/all.rss" in line for line in lines)
+        assert any(f"digests go to SMTP {smtp.host}:{smtp.port}" in line for line in lines)
+        assert any("next run: digest daily at" in line for line in lines)
+        # The digest fires at the next minute and holds what was polled before it.
+        wait_for("the digests", lambda: len(smtp.messages) >= 2, seconds=75, proc=proc)
+        messages = {m.rcpt_tos[0]: parse(m.data) for m in smtp.messages}
+        assert sorted(messages) == ["bi-thu@example.org", "pho@example.org"]
+        hoa = messages["bi-thu@example.org"]
+        assert hoa["To"].addresses[0].display_name == "Nguyễn Thị Hoà"
+        assert ITEMS[1][1] in hoa.get_body(("html",)).get_content()
+        assert ITEMS[1][1] in hoa.get_body(("plain",)).get_content()
+    finally:
+        code = stop(proc)
+    output = log.read_text(encoding="utf-8")
+    assert code == 0, output
+    assert "SIGTERM: stopping" in output
+    assert output.rstrip().endswith("stopped") or "stopped" in output.splitlines()[-1], output
+    assert "Traceback" not in output, output
+    with Store(store_url) as store:
+        assert store.list_nodes() == []  # it left the list of processes
+        assert all(s.next_attempt is not None for s in store.source_states().values())
+    assert query(store_url, "SELECT count(*) FROM sources WHERE lease_owner IS NOT NULL") == [(0,)]
+    assert query(store_url, "SELECT count(*) FROM deliveries WHERE status = 'sending'") == [(0,)]
+
+
+def test_run_on_the_bundled_config_works_offline(tmp_path: Path) -> None:
+    # The README's first command: a fresh clone, no configuration of one's own.
+    root = Path(__file__).parent.parent
+    copy = tmp_path / "config"
+    shutil.copytree(root / "config", copy)
+    conf = copy / "syndication.toml"
+    port = free_port()
+    log = tmp_path / "run.log"
+    proc = start(conf, "run", "--port", str(port), log=log)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(
+            "the bundled articles", lambda: "<entry>" in get(base + "/feeds/all.atom"), seconds=40, proc=proc
+        )
+        assert "Cổng thông tin" in get(base + "/")
+        output = log.read_text(encoding="utf-8")
+        assert "digests go to the Maildir" in output
+        assert str(tmp_path / "var" / "outbox") in output
+    finally:
+        code = stop(proc, signal.SIGINT)
+    assert code == 0, log.read_text(encoding="utf-8")
+    assert (tmp_path / "var" / "syndication.db").is_file()
+
+
+@pytest.mark.postgres
+def test_two_workers_share_one_digest_and_take_over_a_killed_ones_leases(
+    tmp_path: Path, postgres_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    _scale_out(tmp_path, postgres_url, server, smtp)
+
+
+SUBSCRIBERS = 2000
+
+
+def _scale_out(tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer) -> None:
+    # Each worker sends at most 150 messages/s, so 2,000 take several seconds: long
+    # enough for both to take part and for one to be killed part-way.
+    conf = write_config(
+        tmp_path, store_url, server, smtp, schedule="0 7 * * *", extra='rate = 150\npool = 2\nlease = "3s"'
+    )
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "email,name,organisation,digest\n"
+        + "".join(
+            f"can-bo-{n}@example.org,Cán bộ số {n},Chi bộ {n % 70},daily\n" for n in range(SUBSCRIBERS)
+        ),
+        encoding="utf-8",
+    )
+    assert syndication("subscribers", "import", str(people), config=conf).returncode == 0
+    assert syndication("fetch", config=conf).returncode == 0
+    queued = syndication("digest", "send", "daily", "--queue-only", config=conf)
+    assert queued.returncode == 0, queued.stderr
+    assert f"{SUBSCRIBERS} messages queued" in queued.stdout
+    assert smtp.messages == []  # queued only: the workers send
+
+    one = start(conf, "worker", log=tmp_path / "one.log")
+    two = start(conf, "worker", log=tmp_path / "two.log")
+    try:
+        wait_for("both workers to send", lambda: len(smtp.messages) >= 400, seconds=60, proc=one)
+        one.send_signal(signal.SIGKILL)  # dies holding leased deliveries
+        one.wait(timeout=10)
+        killed_at = len(smtp.messages)
+        assert killed_at < SUBSCRIBERS, "the worker must be killed part-way"
+
+        def all_sent() -> bool:
+            with Store(store_url) as store:
+                issue = store.list_issues("daily")[0]
+                return store.delivery_counts(issue.id)["sent"] == SUBSCRIBERS
+
+        wait_for("the other worker to finish", all_sent, seconds=90, proc=two)
+    finally:
+        if one.poll() is None:
+            one.kill()
+        code = stop(two)
+    assert code == 0, (tmp_path / "two.log").read_text(encoding="utf-8")
+
+    per_address = Counter(m.rcpt_tos[0] for m in smtp.messages)
+    message_ids = {parse(m.data)["Message-ID"] for m in smtp.messages}
+    assert len(per_address) == SUBSCRIBERS  # everyone got the digest
+    assert len(message_ids) == SUBSCRIBERS  # a duplicate can only repeat its Message-ID
+    duplicates = [a for a, n in per_address.items() if n > 1]
+    # Only what the killed worker had in flight (2 connections x 2) or accepted but not yet
+    # marked sent when it died can arrive twice.
+    assert max(per_address.values()) <= 2
+    assert len(duplicates) <= 16, duplicates
+
+    owners = dict(
+        query(
+            store_url,
+            "SELECT lease_owner, count(*) FROM deliveries WHERE status = 'sent' GROUP BY lease_owner",
+        )
+    )
+    assert len(owners) == 2, owners  # both workers did part of the work
+    assert all(int(str(count)) > 0 for count in owners.values())
+    # The survivor sent what the dead one had leased, after the lease ran out.
+    [(taken_over,)] = query(
+        store_url, "SELECT count(*) FROM deliveries WHERE status = 'sent' AND attempts > 1"
+    )
+    assert int(str(taken_over)) > 0
