@@ -24,11 +24,9 @@ $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
-# The main job. Until the scheduler lands it polls every configured source once
-# (the bundled config works offline) and lists the newest articles.
+# The service on the bundled configuration (offline): polls, feeds, digests, web. Ctrl-C stops it.
 run: setup
-	$(BIN)/syndication fetch
-	$(BIN)/syndication articles --limit 10
+	$(BIN)/syndication run
 
 lint: setup-dev
 	$(BIN)/ruff format --check .
