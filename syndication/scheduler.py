@@ -125,7 +125,8 @@ class ServiceScheduler:
             )
             if missed is not None and await self._app.issue_at(spec.name, missed) is None:
                 latest = await self._app.latest_issue(spec.name)
-                if latest is None or latest[0].scheduled_for < missed:
+                # Never run before (a new install): nothing was missed.
+                if latest is not None and latest[0].scheduled_for < missed:
                     skipped.append(Skipped(digest=spec.name, scheduled_for=missed))
                     log.warning(
                         "digest %s: the run of %s was missed by more than its grace period (%s) "
