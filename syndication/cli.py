@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from syndication import __version__, config, directory
+from syndication import __version__, config, directory, logs
 from syndication.core import Syndication
 from syndication.errors import ConfigError, SyndicationError
 from syndication.scheduler import next_run
@@ -71,6 +71,12 @@ FormatOption = Annotated[
 ]
 
 
+class LogFormat(StrEnum):
+    auto = "auto"
+    json = "json"
+    text = "text"
+
+
 class _State:
     config_path: Path | None = None
 
@@ -99,17 +105,21 @@ def _main(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also log what happens, not only errors.")
     ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            metavar="auto|json|text",
+            help="Log lines as JSON objects or text; auto: text on a terminal, else JSON.",
+        ),
+    ] = LogFormat.auto,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Pull a news portal's articles from feeds and pages into a durable store."""
     state.config_path = config_path
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.ERROR,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(level=logging.INFO if verbose else logging.ERROR, fmt=log_format.value)
 
 
 def _settings() -> config.Settings:
