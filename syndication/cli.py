@@ -409,6 +409,7 @@ def _templates_dir() -> Path:
 async def _serve(settings: config.Settings, templates: Path, host: str, port: int) -> None:
     import uvicorn
 
+    from syndication.core.operations import OperationsService
     from syndication.web.app import create_app
     from syndication.web.server import config as server_config
 
@@ -434,6 +435,10 @@ async def _serve(settings: config.Settings, templates: Path, host: str, port: in
             # Wall time, not monotonic: form tokens must stay valid across restarts and processes.
             clock=time.time,
             archive=(await syn.digest_service()).archive if settings.digests else None,
+            # This process runs no scheduler: /healthz checks the store only.
+            operations=OperationsService(
+                metrics=syn.metrics, health=syn.health, snapshot=syn.metrics_snapshot
+            ),
         )
         server = uvicorn.Server(server_config(app, host=host, port=port, log_level="warning", lifespan="off"))
         err.print(f"Serving feeds at http://{host}:{port}/ (public address {settings.site.base_url})")
