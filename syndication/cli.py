@@ -8,13 +8,11 @@ that is not a ``SyndicationError`` is a bug and keeps its traceback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import json
 import logging
 import sys
-import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import datetime, tzinfo
@@ -28,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from syndication import __version__, config, directory
+from syndication import __version__, config, directory, logs
 from syndication.core import Syndication
 from syndication.errors import ConfigError, SyndicationError
 from syndication.scheduler import next_run
@@ -71,6 +69,12 @@ FormatOption = Annotated[
 ]
 
 
+class LogFormat(StrEnum):
+    auto = "auto"
+    json = "json"
+    text = "text"
+
+
 class _State:
     config_path: Path | None = None
 
@@ -99,17 +103,21 @@ def _main(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Also log what happens, not only errors.")
     ] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            metavar="auto|json|text",
+            help="Log lines as JSON objects or text; auto: text on a terminal, else JSON.",
+        ),
+    ] = LogFormat.auto,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Pull a news portal's articles from feeds and pages into a durable store."""
     state.config_path = config_path
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.ERROR,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(level=logging.INFO if verbose else logging.ERROR, fmt=log_format.value)
 
 
 def _settings() -> config.Settings:
@@ -443,12 +451,22 @@ def serve(
     Feeds are built at start and rebuilt when articles change, also when another
     process (syndication fetch) changed them.
     """
+    from syndication.process import Roles, run_service
+
     with _errors():
         settings = _settings()
         templates = _templates_dir()
+        _service_logging()
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(
-                _serve(settings, templates, host or settings.server.host, port or settings.server.port)
+                run_service(
+                    settings,
+                    roles=Roles(web=True, scheduler=False, workers=False),
+                    templates=templates,
+                    host=host or settings.server.host,
+                    port=port or settings.server.port,
+                    on_warning=lambda text: err.print(text, markup=False, highlight=False),
+                )
             )
 
 
@@ -467,46 +485,6 @@ def _templates_dir() -> Path:
     if not (shipped / "index.html").is_file():
         raise SyndicationError(f"the web templates are missing from {shipped}; reinstall syndication")
     return shipped
-
-
-async def _serve(settings: config.Settings, templates: Path, host: str, port: int) -> None:
-    import uvicorn
-
-    from syndication.web.app import create_app
-    from syndication.web.server import config as server_config
-
-    async with Syndication(settings) as syn:
-        service = await syn.feed_service()
-        subscriptions = await syn.subscription_service() if settings.digests else None
-        secret = settings.subscribe.secret.encode() if settings.subscribe.secret else None
-        if subscriptions is not None and secret is None:
-            err.print(
-                "warning: subscribe.secret_env is not set: forms signed with a random key stop "
-                "working when the server restarts or runs in several processes",
-                markup=False,
-                highlight=False,
-            )
-        app = create_app(
-            service,
-            templates_dir=templates,
-            cache_max_age=int(settings.feeds.cache_max_age.total_seconds()),
-            timezone=settings.site.timezone,
-            subscriptions=subscriptions,
-            secret=secret,
-            rate_limits=(settings.subscribe.per_client_per_hour, settings.subscribe.per_address_per_day),
-            # Wall time, not monotonic: form tokens must stay valid across restarts and processes.
-            clock=time.time,
-            archive=(await syn.digest_service()).archive if settings.digests else None,
-        )
-        server = uvicorn.Server(server_config(app, host=host, port=port, log_level="warning", lifespan="off"))
-        err.print(f"Serving feeds at http://{host}:{port}/ (public address {settings.site.base_url})")
-        watcher = asyncio.create_task(service.watch())
-        try:
-            await server.serve()
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
 
 
 @feeds_app.command("build")

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,9 +33,11 @@ import uvicorn
 
 from syndication.config import Settings
 from syndication.core import Syndication
+from syndication.core.operations import OperationsService
 from syndication.core.service import Worker
 from syndication.errors import SyndicationError
 from syndication.scheduler import ServiceScheduler
+from syndication.types import HealthReport
 from syndication.web.app import WebApp, create_app
 from syndication.web.server import config as server_config
 
@@ -120,12 +122,20 @@ async def _run(
         if roles.scheduler
         else None
     )
+    started = app.clock()
     tasks: list[asyncio.Task[None]] = []
     server: _Server | None = None
     watcher: asyncio.Task[None] | None = None
     if roles.web:
         feeds = await app.feed_service()
-        web = await build_web(app, settings, templates, on_warning)
+
+        async def health() -> HealthReport:
+            # "absent" where this process runs no scheduler (`serve`); else its heartbeat.
+            if scheduler is None:
+                return await app.health()
+            return await app.health(scheduler_heartbeat=scheduler.last_beat or started)
+
+        web = await build_web(app, settings, templates, on_warning, health)
         server = _Server(server_config(web, host=host, port=port, log_level="warning", lifespan="off"))
         tasks.append(asyncio.create_task(server.serve()))
         watcher = asyncio.create_task(feeds.watch())
@@ -134,7 +144,6 @@ async def _run(
                 await tasks[0]  # the server could not start (port taken): raise its error
                 raise SystemExit(1)
             await asyncio.sleep(0.02)
-    started = app.clock()
     if scheduler is not None:
         await scheduler.beat()
         runs, _ = await scheduler.catch_up()
@@ -179,9 +188,14 @@ async def _run(
 
 
 async def build_web(
-    app: Syndication, settings: Settings, templates: Path, on_warning: Callable[[str], None] | None
+    app: Syndication,
+    settings: Settings,
+    templates: Path,
+    on_warning: Callable[[str], None] | None,
+    health: Callable[[], Awaitable[HealthReport]],
 ) -> WebApp:
-    """The web app of this service: feeds, pages and, with digests, subscription pages."""
+    """The web app of this service: feeds, pages, ``/healthz`` and ``/metrics`` and, with
+    digests, the subscription pages."""
     feeds = await app.feed_service()
     subscriptions = await app.subscription_service() if settings.digests else None
     secret = settings.subscribe.secret.encode() if settings.subscribe.secret else None
@@ -201,6 +215,7 @@ async def build_web(
         # Wall time, not monotonic: form tokens must stay valid across restarts and processes.
         clock=time.time,
         archive=(await app.digest_service()).archive if settings.digests else None,
+        operations=OperationsService(metrics=app.metrics, health=health, snapshot=app.metrics_snapshot),
     )
 
 

@@ -426,3 +426,44 @@ class NodeInfo:
     """``run`` (scheduler, web server and workers), ``scheduler`` (``run --no-workers``) or ``worker``."""
     started: datetime
     heartbeat: datetime
+
+
+# --- operating the service ------------------------------------------------------------
+
+SchedulerState = Literal["alive", "stale", "absent"]
+"""``absent``: this process runs no scheduler (``serve``), so there is nothing to check."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthReport:
+    """What ``/healthz`` reports: can this process do its work now?"""
+
+    checked: datetime
+    store_ok: bool
+    """The database answered a trivial query."""
+    scheduler: SchedulerState
+    scheduler_age: timedelta | None = None
+    """Time since the scheduler's last heartbeat; None when it runs no scheduler."""
+    last_poll_age: timedelta | None = None
+    """Time since the newest successful poll of any configured source; None when none ever
+    succeeded or the store could not be read. Informational: a source that is down is the
+    publisher's problem, not this process's, so it never makes the report fail."""
+
+    @property
+    def ok(self) -> bool:
+        return self.store_ok and self.scheduler != "stale"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSnapshot:
+    """Totals read from the store when ``/metrics`` is scraped: shared by every process,
+    unlike the counters a process keeps of what it did itself."""
+
+    deliveries: Mapping[str, int]
+    """Deliveries of every issue per status; every status a key."""
+    subscribers: Mapping[str, int]
+    """Subscribers per status; every status a key."""
+    articles: int
+    """Every stored article, duplicates included."""
+    sources: tuple[SourceState, ...] = ()
+    """The configured sources the store knows, in configuration order."""

@@ -4,6 +4,7 @@ subprocesses, sources on a loopback HTTP server, digests to a loopback SMTP serv
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -167,6 +168,19 @@ def test_run_polls_serves_feeds_sends_digests_and_stops_cleanly(
         assert hoa["To"].addresses[0].display_name == "Nguyễn Thị Hoà"
         assert ITEMS[1][1] in hoa.get_body(("html",)).get_content()
         assert ITEMS[1][1] in hoa.get_body(("plain",)).get_content()
+        # Operations: the scheduler of this process is alive; what it did is counted.
+        health = json.loads(get(base + "/healthz"))
+        assert (health["status"], health["store"], health["scheduler"]) == ("ok", "ok", "alive")
+        assert health["last_poll_age_seconds"] is not None
+        wait_for(
+            "the sends to be counted",
+            lambda: 'syndication_deliveries_attempted_total{result="sent"} 2.0' in get(base + "/metrics"),
+            seconds=10,
+            proc=proc,
+        )
+        metrics = get(base + "/metrics")
+        assert 'syndication_polls_total{result="new",source="tin"} 1.0' in metrics
+        assert 'syndication_deliveries{status="sent"} 2.0' in metrics
     finally:
         code = stop(proc)
     output = log.read_text(encoding="utf-8")

@@ -33,6 +33,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from syndication import text
 from syndication.config import Settings
+from syndication.core import operations
 from syndication.core.batching import WriteBehind
 from syndication.core.digests import DigestService
 from syndication.core.feeds import FeedService
@@ -42,6 +43,7 @@ from syndication.errors import FetchError, ParseError, SourceError, SyndicationE
 from syndication.ingest import decide, pipeline
 from syndication.ingest.fetch import Fetcher, HttpFetcher
 from syndication.mail.send import Transport
+from syndication.metrics import Metrics
 from syndication.store import Pruned, Store, SubscriberCounts
 from syndication.types import (
     Article,
@@ -49,7 +51,9 @@ from syndication.types import (
     DigestIssue,
     FetchRequest,
     FetchResult,
+    HealthReport,
     KeyedArticle,
+    MetricsSnapshot,
     NodeInfo,
     PollRecord,
     PollResult,
@@ -129,6 +133,7 @@ class Syndication:
         self._records: WriteBehind[PollRecord] = WriteBehind(
             lambda batch: self._db(self.store.record_polls, batch)
         )
+        self.metrics = Metrics()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -234,6 +239,7 @@ class Syndication:
             finally:
                 await ticket.release()
             results[spec.id] = result
+            self.metrics.observe_poll(spec.id, result.status, result.counts.new)
             if on_result is not None:
                 on_result(result)
 
@@ -323,6 +329,7 @@ class Syndication:
                 templates_dir=TEMPLATES,
                 transport_factory=self._transport_factory,
                 owner=self.owner,
+                on_send=self.metrics.observe_send,
             )
         return self._digest_service
 
@@ -690,6 +697,34 @@ class Syndication:
             return []
         return await self._db(
             self.store.list_articles, category=category, search=key, source_id=source_id, limit=limit
+        )
+
+    # --- operations ------------------------------------------------------------------
+
+    async def health(
+        self,
+        *,
+        scheduler_heartbeat: datetime | None = None,
+        heartbeat_max_age: timedelta = operations.HEARTBEAT_MAX_AGE,
+    ) -> HealthReport:
+        """The health check of ``/healthz`` (see ``operations.health``); reads, never writes."""
+        return await operations.health(
+            db=self._db,
+            store=self.store,
+            clock=self.clock,
+            source_ids=[s.id for s in self.settings.sources],
+            scheduler_heartbeat=scheduler_heartbeat,
+            heartbeat_max_age=heartbeat_max_age,
+        )
+
+    async def metrics_snapshot(self) -> MetricsSnapshot:
+        """The store's totals for ``/metrics`` (see ``operations.metrics_snapshot``).
+
+        Raises:
+            StoreError: the database failed.
+        """
+        return await operations.metrics_snapshot(
+            db=self._db, store=self.store, source_ids=[s.id for s in self.settings.sources]
         )
 
 

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -93,8 +94,11 @@ class DigestService:
         templates_dir: Path,
         transport_factory: Callable[[], Transport] | None = None,
         owner: str | None = None,
+        on_send: Callable[[str, float], None] | None = None,
     ) -> None:
         self._settings = settings
+        # (result, seconds) of each hand-over to the transport: "sent", "retry" or "failed".
+        self._on_send = on_send
         self._store = store
         self._db = db
         self._clock = clock
@@ -390,7 +394,12 @@ class DigestService:
                         released.append(delivery.id)
                         return
                     try:
+                        began = time.perf_counter()
                         outcome = await transport.send(sender=sender, recipient=delivery.address, data=data)
+                        if self._on_send is not None:
+                            final = outcome.permanent or delivery.attempts >= self._settings.mail.max_attempts
+                            result = "sent" if outcome.ok else "failed" if final else "retry"
+                            self._on_send(result, time.perf_counter() - began)
                     except TransportError as exc:
                         # Nothing can be sent until the configuration or server is fixed: this
                         # is nobody's bounce. Keep every message queued and stop the run.

@@ -4,7 +4,7 @@ and the outbox of deliveries; migrations.
 
 ``Store`` is the one interface the rest of syndication uses. Its methods are
 split by domain into query modules (``sources``, ``pages``, ``articles``,
-``scopes``, ``subscribers``, ``deliveries``) that take a connection; ``Store``
+``scopes``, ``subscribers``, ``deliveries``, ``monitoring``) that take a connection; ``Store``
 opens one transaction per call, holds the write lock for writes, and is the edge
 where database errors become ``StoreError`` (``engine.wrap_errors``). The schema
 lives in ``schema``; the database is created and changed only by the Alembic
@@ -55,6 +55,7 @@ from syndication.types import (
 from . import articles as _articles
 from . import deliveries as _deliveries
 from . import migrate as _migrate
+from . import monitoring as _monitoring
 from . import pages as _pages
 from . import scopes as _scopes
 from . import service as _service
@@ -718,3 +719,23 @@ class Store(RunningStore):
         """
         with self._db.transaction("read deliveries") as connection:
             return _deliveries.get_deliveries(connection, issue_id)
+
+    # --- monitoring ---------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Check that the database answers (``SELECT 1``); returns when it did.
+
+        Raises:
+            StoreError: the database cannot be reached.
+        """
+        with self._db.transaction("reach the database") as connection:
+            _monitoring.ping(connection)
+
+    def count_deliveries_by_status(self) -> dict[str, int]:
+        """How many deliveries of all issues have each status; every status is a key.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("count deliveries") as connection:
+            return _monitoring.delivery_counts(connection)

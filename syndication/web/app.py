@@ -9,7 +9,9 @@
   more than the answer itself;
 - ``pages.Pages``, a Starlette app, renders the HTML pages and the 404 page;
 - ``subscribe.SubscriptionPages`` adds the subscription pages to that app when a
-  ``SubscriptionProvider`` is given.
+  ``SubscriptionProvider`` is given;
+- ``operations`` adds ``/healthz`` and ``/metrics`` when an ``Operations`` is given,
+  which also counts the answers of ``files``.
 
 Both read what they serve from a ``FeedProvider`` (implemented in ``core``):
 feeds are built when articles change, never on a request.
@@ -30,12 +32,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from syndication.types import Channel, FeedDocument, FeedFormat, FeedPage, FeedSpec
+from syndication.types import Channel, FeedDocument, FeedFormat, FeedPage, FeedSpec, HealthReport
 from syndication.web.files import FeedFiles
+from syndication.web.operations import operations_routes
 from syndication.web.pages import SECURITY_HEADERS, Pages
 from syndication.web.subscribe import SubscriptionPages, SubscriptionProvider
 
-__all__ = ["FeedProvider", "SubscriptionProvider", "WebApp", "create_app"]
+__all__ = ["FeedProvider", "Operations", "SubscriptionProvider", "WebApp", "create_app"]
 
 
 class FeedProvider(Protocol):
@@ -68,6 +71,27 @@ class FeedProvider(Protocol):
 
     def stylesheet(self) -> bytes:
         """The XSL stylesheet that RSS and Atom feeds reference."""
+        ...
+
+
+class Operations(Protocol):
+    """What ``/healthz`` and ``/metrics`` need from the rest of the service."""
+
+    @property
+    def metrics_content_type(self) -> str:
+        """The media type of what ``metrics`` returns."""
+        ...
+
+    async def health(self) -> HealthReport:
+        """A fresh health check; reports a failing store rather than raising."""
+        ...
+
+    async def metrics(self) -> bytes:
+        """The metrics, rendered for a scrape."""
+        ...
+
+    def observe_feed_request(self, status: int) -> None:
+        """Count one answer to a request for a feed file (called on every one: must be cheap)."""
         ...
 
 
@@ -125,6 +149,7 @@ def create_app(
     trusted_proxies: Sequence[str] = (),
     clock: Callable[[], float] = time.monotonic,
     archive: Callable[[int, str], Awaitable[str | None]] | None = None,
+    operations: Operations | None = None,
 ) -> WebApp:
     """The web app serving ``provider``'s feeds and pages, and ``subscriptions``' pages if given.
 
@@ -138,6 +163,8 @@ def create_app(
     client per hour, confirmation e-mails per address per day); ``trusted_proxies``
     (addresses or networks) are the reverse proxies whose ``X-Forwarded-For`` is
     believed; ``clock`` (seconds, monotonic) times CSRF tokens and rate limits.
+
+    ``operations`` serves ``/healthz`` and ``/metrics`` and counts feed file answers.
 
     Raises:
         zoneinfo.ZoneInfoNotFoundError: ``timezone`` is not a known time zone.
@@ -157,11 +184,14 @@ def create_app(
         pages.app.router.routes.extend(subscription_pages.routes)
     if archive is not None:
         pages.app.router.routes.append(Route("/ban-tin/{issue:int}/{key}", _archive_endpoint(archive, pages)))
+    if operations is not None:
+        pages.app.router.routes.extend(operations_routes(operations))
     files = FeedFiles(
         pages.app,
         provider,
         not_found=pages.not_found,
         cache_max_age=cache_max_age,
         cache_size=gzip_cache_size,
+        on_response=None if operations is None else operations.observe_feed_request,
     )
     return WebApp(files, pages, subscription_pages)

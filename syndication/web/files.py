@@ -6,6 +6,8 @@ looks the document up in memory (``FeedProvider.cached``), picks the identity
 or the gzip form, and answers 304 or 200 with headers prepared once per
 document. Only a miss (an old page, a feed not built yet) awaits
 ``FeedProvider.document``. Everything else goes on to the wrapped app.
+Each answer's status is handed to ``on_response`` when given (the
+``/metrics`` counter), a plain call: this module knows nothing of metrics.
 
 The prepared headers and the gzip form live in a bounded LRU keyed by
 entity-tag: a document is compressed once, when a client first asks for gzip,
@@ -21,6 +23,7 @@ import gzip
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -176,6 +179,7 @@ class FeedFiles:
     """ASGI middleware: answers feed files from memory and passes every other request to ``app``.
 
     ``not_found`` answers a feed file that does not exist (it gets a CORS header added).
+    ``on_response`` is called with the status of every answer this handler gives.
     ``compressions`` counts the documents compressed so far.
     """
 
@@ -187,8 +191,10 @@ class FeedFiles:
         not_found: ASGIApp,
         cache_max_age: int,
         cache_size: int = 512,
+        on_response: Callable[[int], None] | None = None,
     ) -> None:
         self.app = app
+        self.on_response = on_response
         self.provider = provider
         self.not_found = not_found
         self.compressions = 0
@@ -209,10 +215,17 @@ class FeedFiles:
                 await self.app(scope, receive, send)
                 return
 
+        status = await self._handle(path, feed, scope, receive, send)
+        if self.on_response is not None:
+            self.on_response(status)
+
+    async def _handle(
+        self, path: str, feed: tuple[str, FeedFormat] | None, scope: Scope, receive: Receive, send: Send
+    ) -> int:
+        """Answer a request for a feed file; the status answered."""
         method = scope["method"]
         if method not in ("GET", "HEAD"):
-            await self._other_method(method, send)
-            return
+            return await self._other_method(method, send)
         try:
             if feed is not None:
                 representation = await self._feed(*feed, scope["query_string"])
@@ -222,17 +235,17 @@ class FeedFiles:
                 representation = self._stylesheet_file()
         except BadPageError:
             await _send_text(send, 400, _TEXT_BAD_PAGE, _CORS)
-            return
+            return 400
         except SyndicationError as exc:
             status = error_status(exc)
             logger.warning("%s: %s", path, exc)
             retry = ((b"retry-after", str(RETRY_AFTER_SECONDS).encode()),) if status == 503 else ()
             await _send_text(send, status, _TEXT_ERROR.get(status, _TEXT_ERROR[500]), (*_CORS, *retry))
-            return
+            return status
         if representation is None:
             await self.not_found(scope, receive, _with_headers(send, _CORS))
-            return
-        await self._answer(representation, scope, send)
+            return 404
+        return await self._answer(representation, scope, send)
 
     async def _feed(self, name: str, format_: FeedFormat, query_string: bytes) -> _Representation | None:
         page = parse_page(query_string)
@@ -243,7 +256,7 @@ class FeedFiles:
                 return None
         return self._representation(document)
 
-    async def _answer(self, representation: _Representation, scope: Scope, send: Send) -> None:
+    async def _answer(self, representation: _Representation, scope: Scope, send: Send) -> int:
         if_none_match = if_modified_since = accept_encoding = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
@@ -272,9 +285,10 @@ class FeedFiles:
                 {"type": "http.response.start", "status": 304, "headers": variant.not_modified_headers}
             )
             await send({"type": "http.response.body", "body": b""})
-            return
+            return 304
         await send({"type": "http.response.start", "status": 200, "headers": variant.ok_headers})
         await send({"type": "http.response.body", "body": variant.body if scope["method"] == "GET" else b""})
+        return 200
 
     def _representation(self, document: FeedDocument) -> _Representation:
         cache = self._cache
@@ -325,14 +339,15 @@ class FeedFiles:
             representation.gzip = representation.variant(body, representation.gzip_etag, coding=b"gzip")
         return representation.gzip
 
-    async def _other_method(self, method: str, send: Send) -> None:
+    async def _other_method(self, method: str, send: Send) -> int:
         if method == "OPTIONS":  # a CORS preflight, or a client asking what it may do
             await send(
                 {"type": "http.response.start", "status": 204, "headers": (*_PREFLIGHT, (b"allow", _ALLOW))}
             )
             await send({"type": "http.response.body", "body": b""})
-            return
+            return 204
         await _send_text(send, 405, _TEXT_METHOD, ((b"allow", _ALLOW), *_CORS))
+        return 405
 
 
 async def _send_text(send: Send, status: int, text: str, headers: Headers) -> None:

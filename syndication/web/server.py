@@ -10,6 +10,7 @@ Must not: know about routes or feeds; it runs whatever ASGI app it is given.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -27,8 +28,15 @@ def config(
     log_level: str = "info",
     lifespan: LifespanType = "auto",
     proxy_headers: bool = False,
+    log_config: dict[str, Any] | None = None,
 ) -> uvicorn.Config:
-    """A uvicorn configuration for ``app``: uvloop, httptools, no WebSocket, no ``Server`` header."""
+    """A uvicorn configuration for ``app``: uvloop, httptools, no WebSocket, no ``Server`` header.
+
+    ``log_config`` None (the default) keeps uvicorn from installing log handlers of its
+    own: its records reach the root logger, as ``syndication.logs`` set it up, in the
+    service's format. ``log_level`` still filters uvicorn's own loggers; the access log,
+    when on, goes the same way.
+    """
     return uvicorn.Config(
         app,
         host=host,
@@ -42,6 +50,7 @@ def config(
         log_level=log_level,
         server_header=False,
         proxy_headers=proxy_headers,
+        log_config=log_config,
     )
 
 

@@ -1,0 +1,147 @@
+"""Operating the service: the health check and the metrics snapshot, read from the store.
+
+``health`` answers "can this process do its work now?" for ``/healthz``;
+``metrics_snapshot`` reads the totals that ``/metrics`` reports as gauges.
+``OperationsService`` puts both behind what the web app asks
+(``web.app.Operations``, satisfied structurally: core does not import web).
+
+Both only read: they never upgrade the store or record sources, so a probe cannot
+change anything, and a store that is down makes the report fail rather than raise.
+
+Must not: render the metrics format (``syndication.metrics`` does) or read the wall clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+
+from syndication.core.feeds import DbRunner
+from syndication.errors import StoreError
+from syndication.metrics import CONTENT_TYPE, Metrics
+from syndication.store import Store
+from syndication.types import Clock, HealthReport, MetricsSnapshot, SchedulerState, SourceState
+
+__all__ = ["HEARTBEAT_MAX_AGE", "PING_TIMEOUT", "OperationsService", "health", "metrics_snapshot"]
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_MAX_AGE = timedelta(minutes=2)
+"""A scheduler whose last heartbeat is older than this is taken for stuck."""
+PING_TIMEOUT = 5.0
+"""Seconds the store may take to answer the health check before it counts as down."""
+
+
+async def health(
+    *,
+    db: DbRunner,
+    store: Store,
+    clock: Clock,
+    source_ids: Sequence[str],
+    scheduler_heartbeat: datetime | None,
+    heartbeat_max_age: timedelta = HEARTBEAT_MAX_AGE,
+    timeout: float = PING_TIMEOUT,
+) -> HealthReport:
+    """Whether the store answers and the scheduler (if this process runs one) is alive,
+    and how long ago a source was last polled successfully.
+
+    ``scheduler_heartbeat`` is the time of the scheduler's last heartbeat, None when
+    this process runs no scheduler. Never raises for a failing store: it is reported.
+    """
+    now = clock()
+    store_ok = True
+    last_success: datetime | None = None
+    try:
+        # A store that hangs is as bad as one that refuses; the probe answers either way.
+        last_success = await asyncio.wait_for(db(_ping_and_last_success, store, source_ids), timeout)
+    except (StoreError, TimeoutError) as exc:
+        log.warning("health check: the store failed: %s", exc or "no answer in time")
+        store_ok = False
+    scheduler: SchedulerState = "absent"
+    scheduler_age = None
+    if scheduler_heartbeat is not None:
+        scheduler_age = now - scheduler_heartbeat
+        scheduler = "alive" if scheduler_age <= heartbeat_max_age else "stale"
+    return HealthReport(
+        checked=now,
+        store_ok=store_ok,
+        scheduler=scheduler,
+        scheduler_age=scheduler_age,
+        last_poll_age=None if last_success is None else now - last_success,
+    )
+
+
+async def metrics_snapshot(*, db: DbRunner, store: Store, source_ids: Sequence[str]) -> MetricsSnapshot:
+    """The store's totals for the gauges of ``/metrics``, read in one trip to the store's thread.
+
+    Raises:
+        StoreError: the database failed.
+    """
+    return await db(_read_snapshot, store, source_ids)
+
+
+class OperationsService:
+    """What ``/healthz`` and ``/metrics`` ask of the service (``web.app.Operations``).
+
+    ``health`` and ``snapshot`` are the calls that read the store (usually
+    ``Syndication.health`` and ``Syndication.metrics_snapshot``, bound to what the
+    process runs); ``metrics`` holds the counters and renders the answer.
+    """
+
+    metrics_content_type = CONTENT_TYPE
+
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        health: Callable[[], Awaitable[HealthReport]],
+        snapshot: Callable[[], Awaitable[MetricsSnapshot]],
+    ) -> None:
+        self._metrics = metrics
+        self._health = health
+        self._snapshot = snapshot
+
+    async def health(self) -> HealthReport:
+        return await self._health()
+
+    async def metrics(self) -> bytes:
+        """The metrics text; the counters still go out when the store cannot be read."""
+        snapshot: MetricsSnapshot | None
+        try:
+            snapshot = await self._snapshot()
+        except StoreError as exc:
+            log.warning("metrics: cannot read the store: %s", exc)
+            snapshot = None
+        return self._metrics.render(snapshot)
+
+    def observe_feed_request(self, status: int) -> None:
+        self._metrics.observe_feed_request(status)
+
+
+def _ping_and_last_success(store: Store, source_ids: Sequence[str]) -> datetime | None:
+    store.ping()
+    return _last_success(_configured(store, source_ids))
+
+
+def _read_snapshot(store: Store, source_ids: Sequence[str]) -> MetricsSnapshot:
+    return MetricsSnapshot(
+        deliveries=store.count_deliveries_by_status(),
+        subscribers=store.count_subscribers_by_status(),
+        articles=store.count_articles(),
+        sources=tuple(_configured(store, source_ids)),
+    )
+
+
+def _configured(store: Store, source_ids: Sequence[str]) -> list[SourceState]:
+    """The stored state of the configured sources, in their order; sources no longer
+    configured keep their rows (and articles) but are nobody's concern now."""
+    if not source_ids:
+        return []
+    states = store.source_states(source_ids)
+    return [states[i] for i in source_ids if i in states]
+
+
+def _last_success(states: Sequence[SourceState]) -> datetime | None:
+    return max((s.last_success for s in states if s.last_success is not None), default=None)
