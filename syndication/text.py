@@ -159,8 +159,9 @@ def search_key(text: str) -> str:
     whitespace collapsed to single spaces. ``search_key("Hà Nội!") == "ha noi"``."""
     text = unicodedata.normalize("NFKD", _ILLEGAL_CHARS.sub("", text).casefold()).replace("đ", "d")
     odd = _NOT_ASCII_OR_MARK.findall(text)
-    if any(char.isalnum() for run in odd for char in run):
-        # Letters beyond Latin (Cyrillic, Chinese, "ø"...): the general, slower rule.
+    if any(char.isalnum() or unicodedata.category(char)[0] == "M" for run in odd for char in run):
+        # Letters beyond Latin (Cyrillic, Chinese, "ø"...), or marks outside the block the
+        # fast path strips (they join letters, not split words): the general, slower rule.
         return search_key_general(text)
     # Vietnamese and other Latin text: after NFKD only ASCII, combining marks and a
     # little punctuation remain, so bytes operations do the same work several times

@@ -347,3 +347,21 @@ def test_poll_times_are_spread_by_jitter(tmp_path: Path, store_url: str, server:
     assert asyncio.run(go(0.5)) == saigon(27, 7, 16) + timedelta(seconds=30)
     server.add("/tin.rss", rss(ITEMS), etag='"v2"')
     assert asyncio.run(go(0.0)) == saigon(27, 7, 15)
+
+
+def test_articles_older_than_retention_are_not_stored(tmp_path: Path, store_url: str, server: TestServer) -> None:
+    settings = settings_for(tmp_path, store_url, source("tin", server.url("/tin.rss")))
+    path = settings.path
+    path.write_text(path.read_text(encoding="utf-8") + '[retention]\narticles = "30d"\n', encoding="utf-8")
+    settings = config.load(path, environ={})
+    # ITEMS are dated on 27 November (and an hour before): 30 days later the second is too old.
+    published_first = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
+    clock = Clock(published_first + timedelta(days=30) - timedelta(minutes=30))
+
+    async def go() -> tuple[int, list[str]]:
+        async with Syndication(settings, clock=clock) as app:
+            [result] = await app.poll()
+            return result.counts.new, [a.title for a in await app.articles()]
+
+    new, titles = asyncio.run(go())
+    assert (new, titles) == (1, [ITEMS[0][1]])

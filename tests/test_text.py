@@ -156,3 +156,8 @@ def test_search_key_fast_path_matches_the_general_rule(value: str) -> None:
 @given(st.text(alphabet=VIETNAMESE_LETTERS + " ,.;–“”_-0123456789"))
 def test_search_key_fast_path_on_vietnamese(value: str) -> None:
     assert search_key(value) == search_key_general(value)
+
+
+def test_search_key_marks_beyond_the_common_block_join_letters() -> None:
+    # Found by hypothesis: a combining mark of another block is stripped, not a word break.
+    assert search_key("0\U0001da000") == search_key_general("0\U0001da000") == "00"

@@ -533,6 +533,14 @@ class Syndication:
         if not keyed:
             return SaveCounts()
         keyed = [_not_in_future(k, now) for k in keyed]
+        keep = self.settings.retention.articles
+        if keep is not None:
+            # What retention deletes is not stored again while a source still lists it:
+            # it would come back as new and go out in the next digests.
+            oldest = now - keep
+            keyed = [k for k in keyed if k.data.published is None or k.data.published >= oldest]
+            if not keyed:
+                return SaveCounts()
         return await self._db(
             self.store.save_articles, source_id=spec.id, categories=spec.categories, articles=keyed, now=now
         )
