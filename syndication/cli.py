@@ -409,10 +409,20 @@ def run(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address for --port (default 127.0.0.1).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", metavar="PORT", help="Also serve /healthz and /metrics of this worker on PORT."
+        ),
+    ] = 0,
+) -> None:
     """Poll due sources and send queued deliveries until stopped, sharing the work with
-    every other worker on the same (PostgreSQL) store. No scheduler, no web server:
-    run one `syndication run --no-workers` beside any number of these."""
+    every other worker on the same (PostgreSQL) store. No scheduler, no feeds: run one
+    `syndication run --no-workers` beside any number of these."""
     from syndication.process import Roles, run_service
 
     with _errors():
@@ -424,8 +434,8 @@ def worker() -> None:
                     settings,
                     roles=Roles(web=False, scheduler=False, workers=True),
                     templates=Path(),
-                    host="",
-                    port=0,
+                    host=host,
+                    port=port,
                 )
             )
 

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -38,7 +38,8 @@ from syndication.core.service import Worker
 from syndication.errors import SyndicationError
 from syndication.scheduler import ServiceScheduler
 from syndication.types import HealthReport
-from syndication.web.app import WebApp, create_app
+from syndication.web.app import WebApp, create_app, create_operations_app
+from syndication.web.server import ASGIApp
 from syndication.web.server import config as server_config
 
 log = logging.getLogger("syndication.service")
@@ -126,19 +127,24 @@ async def _run(
     tasks: list[asyncio.Task[None]] = []
     server: _Server | None = None
     watcher: asyncio.Task[None] | None = None
+
+    async def health() -> HealthReport:
+        # "absent" where this process runs no scheduler (`serve`, `worker`); else its heartbeat.
+        if scheduler is None:
+            return await app.health()
+        return await app.health(scheduler_heartbeat=scheduler.last_beat or started)
+
+    operations = OperationsService(metrics=app.metrics, health=health, snapshot=app.metrics_snapshot)
+    asgi: ASGIApp | None = None
     if roles.web:
         feeds = await app.feed_service()
-
-        async def health() -> HealthReport:
-            # "absent" where this process runs no scheduler (`serve`); else its heartbeat.
-            if scheduler is None:
-                return await app.health()
-            return await app.health(scheduler_heartbeat=scheduler.last_beat or started)
-
-        web = await build_web(app, settings, templates, on_warning, health)
-        server = _Server(server_config(web, host=host, port=port, log_level="warning", lifespan="off"))
-        tasks.append(asyncio.create_task(server.serve()))
+        asgi = await build_web(app, settings, templates, on_warning, operations)
         watcher = asyncio.create_task(feeds.watch())
+    elif port:
+        asgi = create_operations_app(operations)  # a worker's probes and metrics
+    if asgi is not None:
+        server = _Server(server_config(asgi, host=host, port=port, log_level="warning", lifespan="off"))
+        tasks.append(asyncio.create_task(server.serve()))
         while not server.started:
             if tasks[0].done():
                 await tasks[0]  # the server could not start (port taken): raise its error
@@ -192,7 +198,7 @@ async def build_web(
     settings: Settings,
     templates: Path,
     on_warning: Callable[[str], None] | None,
-    health: Callable[[], Awaitable[HealthReport]],
+    operations: OperationsService,
 ) -> WebApp:
     """The web app of this service: feeds, pages, ``/healthz`` and ``/metrics`` and, with
     digests, the subscription pages."""
@@ -215,7 +221,7 @@ async def build_web(
         # Wall time, not monotonic: form tokens must stay valid across restarts and processes.
         clock=time.time,
         archive=(await app.digest_service()).archive if settings.digests else None,
-        operations=OperationsService(metrics=app.metrics, health=health, snapshot=app.metrics_snapshot),
+        operations=operations,
     )
 
 
@@ -241,6 +247,8 @@ def _log_start(
 ) -> None:
     """The first lines: where feeds are served, where digests go, when jobs run next."""
     zone = ZoneInfo(settings.site.timezone)
+    if not roles.web and port:
+        log.info("health and metrics at http://%s:%d/healthz and /metrics", host, port)
     if roles.web:
         shown = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::") else host  # noqa: S104
         local = f"http://{shown}:{port}"

@@ -251,7 +251,8 @@ def _scale_out(tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpSer
     assert smtp.messages == []  # queued only: the workers send
 
     one = start(conf, "worker", log=tmp_path / "one.log")
-    two = start(conf, "worker", log=tmp_path / "two.log")
+    probe = free_port()  # the survivor also answers its probes and metrics
+    two = start(conf, "worker", "--port", str(probe), log=tmp_path / "two.log")
     try:
         wait_for("both workers to send", lambda: len(smtp.messages) >= 400, seconds=60, proc=one)
         one.send_signal(signal.SIGKILL)  # dies holding leased deliveries
@@ -265,6 +266,17 @@ def _scale_out(tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpSer
                 return store.delivery_counts(issue.id)["sent"] == SUBSCRIBERS
 
         wait_for("the other worker to finish", all_sent, seconds=90, proc=two)
+        health = json.loads(get(f"http://127.0.0.1:{probe}/healthz"))
+        assert (health["status"], health["scheduler"]) == ("ok", "absent")
+        metrics = get(f"http://127.0.0.1:{probe}/metrics")
+        sent_here = next(
+            line
+            for line in metrics.splitlines()
+            if line.startswith('syndication_deliveries_attempted_total{result="sent"}')
+        )
+        assert float(sent_here.split()[-1]) > 0
+        assert f'syndication_deliveries{{status="sent"}} {float(SUBSCRIBERS)}' in metrics
+        assert get(f"http://127.0.0.1:{probe}/feeds/all.rss") == ""  # a worker publishes no feeds
     finally:
         if one.poll() is None:
             one.kill()

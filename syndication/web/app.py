@@ -195,3 +195,9 @@ def create_app(
         on_response=None if operations is None else operations.observe_feed_request,
     )
     return WebApp(files, pages, subscription_pages)
+
+
+def create_operations_app(operations: Operations) -> Starlette:
+    """Only ``/healthz`` and ``/metrics`` (everything else 404): what a worker process
+    serves for its probes and for Prometheus, which scrapes each process's counters."""
+    return Starlette(routes=operations_routes(operations))

@@ -16,7 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.config import LifespanType
 
-__all__ = ["bound_socket", "config", "serve"]
+__all__ = ["ASGIApp", "bound_socket", "config", "serve"]
 
 
 def config(
