@@ -349,7 +349,9 @@ def test_poll_times_are_spread_by_jitter(tmp_path: Path, store_url: str, server:
     assert asyncio.run(go(0.0)) == saigon(27, 7, 15)
 
 
-def test_articles_older_than_retention_are_not_stored(tmp_path: Path, store_url: str, server: TestServer) -> None:
+def test_articles_older_than_retention_are_not_stored(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
     settings = settings_for(tmp_path, store_url, source("tin", server.url("/tin.rss")))
     path = settings.path
     path.write_text(path.read_text(encoding="utf-8") + '[retention]\narticles = "30d"\n', encoding="utf-8")
