@@ -39,7 +39,7 @@ from syndication.errors import SyndicationError
 from syndication.scheduler import ServiceScheduler
 from syndication.types import HealthReport
 from syndication.web.app import WebApp, create_app, create_operations_app
-from syndication.web.server import ASGIApp
+from syndication.web.server import ASGIApp, bound_socket
 from syndication.web.server import config as server_config
 
 log = logging.getLogger("syndication.service")
@@ -143,13 +143,17 @@ async def _run(
     elif port:
         asgi = create_operations_app(operations)  # a worker's probes and metrics
     if asgi is not None:
+        try:
+            # Bound here, not by uvicorn, so that a port in use is one clear error line.
+            sock = bound_socket(host, port)
+        except OSError as exc:
+            raise SyndicationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         server = _Server(server_config(asgi, host=host, port=port, log_level="warning", lifespan="off"))
-        tasks.append(asyncio.create_task(server.serve()))
-        while not server.started:
-            if tasks[0].done():
-                await tasks[0]  # the server could not start (port taken): raise its error
-                raise SystemExit(1)
+        tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
+        while not server.started and not tasks[0].done():
             await asyncio.sleep(0.02)
+        if tasks[0].done():
+            raise SyndicationError(f"the web server did not start on {host}:{port}")
     if scheduler is not None:
         await scheduler.beat()
         runs, _ = await scheduler.catch_up()

@@ -306,3 +306,17 @@ def _scale_out(tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpSer
         store_url, "SELECT count(*) FROM deliveries WHERE status = 'sent' AND attempts > 1"
     )
     assert int(str(taken_over)) > 0
+
+
+def test_run_on_a_port_in_use_is_one_clear_error(
+    tmp_path: Path, server: TestServer, smtp: SmtpServer
+) -> None:
+    conf = write_config(tmp_path, f"sqlite:///{tmp_path / 's.db'}", server, smtp, schedule="0 7 * * *")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = syndication("run", "--port", str(port), config=conf)
+    assert result.returncode == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
