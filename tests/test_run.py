@@ -320,3 +320,36 @@ def test_run_on_a_port_in_use_is_one_clear_error(
     assert result.returncode == 1
     assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_scheduler_and_web_without_workers_then_a_worker_does_the_polling(
+    tmp_path: Path, server: TestServer, smtp: SmtpServer
+) -> None:
+    # The documented deployment, on one machine: `run --no-workers` plus a `worker`.
+    store_url = f"sqlite:///{tmp_path / 'syndication.db'}"
+    conf = write_config(tmp_path, store_url, server, smtp, schedule="0 7 * * *")
+    port = free_port()
+    front = start(conf, "run", "--no-workers", "--port", str(port), log=tmp_path / "front.log")
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the web server", lambda: "Cổng thông tin" in get(base + "/"), seconds=30, proc=front)
+        time.sleep(1.5)  # a tick and more: a process without workers polls nothing
+        assert server.hits("/tin.rss") == 0
+        assert ITEMS[0][1] not in get(base + "/feeds/all.atom")
+        health = json.loads(get(base + "/healthz"))
+        assert (health["status"], health["scheduler"]) == ("ok", "alive")
+        assert "no workers here" in (tmp_path / "front.log").read_text(encoding="utf-8")
+
+        worker = start(conf, "worker", log=tmp_path / "worker.log")
+        # The worker polls; the front notices the change in the store and rebuilds the feeds.
+        wait_for("the feed", lambda: ITEMS[0][1] in get(base + "/feeds/all.atom"), seconds=30, proc=front)
+        assert server.hits("/tin.rss") == 1
+        status = syndication("status", config=conf)
+        assert status.returncode == 0, status.stderr
+        processes = status.stdout[status.stdout.index("Processes") :]
+        roles = sorted(line.split()[1] for line in processes.splitlines()[3:] if line.strip())
+        assert roles == ["scheduler", "worker"], status.stdout
+    finally:
+        codes = [stop(p) for p in (worker, front) if p is not None]
+    assert codes == [0, 0]
