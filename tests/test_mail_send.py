@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections import Counter
 from collections.abc import Awaitable, Iterator
@@ -16,9 +17,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syndication.mail.message import OutgoingMessage, build, message_id
-from syndication.mail.send import MaildirTransport, Pacer, SmtpTransport, Transport, TransportError
+from syndication.mail.send import (
+    MaildirTransport,
+    Pacer,
+    SmtpTransport,
+    Transport,
+    TransportError,
+    data_payload,
+)
 from syndication.types import SendOutcome
 from tests.smtpserver import (
     SmtpServer,
@@ -120,6 +130,39 @@ def test_messages_arrive_byte_for_byte(smtp_server: SmtpServer) -> None:
         plain, html = parsed.iter_parts()
         assert plain.get_content().startswith("Hội nghị Ban Chấp hành Đảng bộ Khối lần thứ 12\r\n.\r\n..hai")
         assert '<a href="https://portal.example.vn/bai-viet/1">Xem tiếp</a>' in html.get_content()
+
+
+def test_bare_line_endings_arrive_as_crlf(smtp_server: SmtpServer) -> None:
+    # Built messages have CRLF only; anything else handed to the transport is still
+    # sent as SMTP requires, as aiosmtplib's own DATA would.
+    data = b"Subject: x\n\n.one\rtwo\r\n..three\n.\nfour"
+
+    async def scenario() -> SendOutcome:
+        async with transport(smtp_server) as t:
+            return await t.send(sender=SENDER, recipient="a@example.vn", data=data)
+
+    assert run(scenario()) == SendOutcome(ok=True)
+    (message,) = smtp_server.messages
+    assert message.data == b"Subject: x\r\n\r\n.one\r\ntwo\r\n..three\r\n.\r\nfour\r\n"
+
+
+def reference_payload(message: bytes) -> bytes:
+    """RFC 5321 4.5.2 written plainly: CRLF lines, a final CRLF, dots doubled, "." CRLF."""
+    message = re.sub(rb"\r\n|\r|\n", b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    return re.sub(rb"(?m)^\.", b"..", message) + b".\r\n"
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b".", b"..", b"a", b" "]), max_size=30).map(b"".join))
+def test_data_payload_is_smtp_transparency(message: bytes) -> None:
+    assert data_payload(message) == reference_payload(message)
+
+
+def test_data_payload_of_crlf_text_only_doubles_dots() -> None:
+    data = b"Subject: x\r\n\r\n.\r\n..two\r\nthree.\r\n" * 3
+    assert data_payload(data) == data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    assert data_payload(data) == reference_payload(data)
 
 
 def test_pool_reuses_its_connections(smtp_server: SmtpServer) -> None:
