@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syndication.mail.message import OutgoingMessage, build, message_id
+from syndication.mail.message import BuiltMessage, OutgoingMessage, build, message_id
 from syndication.mail.send import (
     MaildirTransport,
     Pacer,
@@ -157,6 +157,13 @@ def reference_payload(message: bytes) -> bytes:
 @given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b".", b"..", b"a", b" "]), max_size=30).map(b"".join))
 def test_data_payload_is_smtp_transparency(message: bytes) -> None:
     assert data_payload(message) == reference_payload(message)
+
+
+def test_a_built_message_is_sent_as_it_is() -> None:
+    data = digest_for("a@example.vn")
+    assert isinstance(data, BuiltMessage)
+    # Nothing to rewrite: build leaves no bare CR or LF and no line starting with ".".
+    assert data_payload(data) == data + b".\r\n" == reference_payload(bytes(data))
 
 
 def test_data_payload_of_crlf_text_only_doubles_dots() -> None:
