@@ -30,6 +30,7 @@ from syndication.core.feeds import DbRunner
 from syndication.digest import select
 from syndication.digest.render import DigestRenderer, Rendered
 from syndication.errors import SyndicationError, TransportError
+from syndication.mail.body import BodyTemplate
 from syndication.mail.message import DkimSigner, OutgoingMessage, build, message_id
 from syndication.mail.send import MaildirTransport, SmtpTransport, Transport
 from syndication.store import NewDelivery, Store
@@ -38,6 +39,8 @@ from syndication.types import Clock, Delivery, DigestContent, DigestIssue, Diges
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 500
+BODY_TEMPLATES_KEPT = 64
+"""Encoded digest bodies kept for reuse: more than the distinct contents of a batch."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,6 +119,7 @@ class DigestService:
             else None
         )
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
+        self._templates: dict[Rendered, tuple[BodyTemplate, BodyTemplate]] = {}
         # Accepted messages are marked sent together when many finish at once; each
         # send waits for its mark, so at most the messages in flight at a crash can
         # go out twice (with the same Message-ID).
@@ -404,12 +408,12 @@ class DigestService:
     ) -> bytes:
         mail = self._settings.mail
         unsubscribe = self.unsubscribe_url(subscriber.token)
-        html, text = self.renderer.personalise(
-            rendered,
+        html_values, text_values = self.renderer.personal_values(
             display_name=subscriber.display_name,
             preferences_url=self.preferences_url(subscriber.token),
             unsubscribe_url=unsubscribe,
         )
+        html_body, text_body = self._body_templates(rendered)
         data = build(
             OutgoingMessage(
                 from_address=mail.from_address,
@@ -424,12 +428,23 @@ class DigestService:
                 unsubscribe_mailto=f"mailto:{mail.unsubscribe_mailto}?subject=unsubscribe"
                 if mail.unsubscribe_mailto
                 else None,
-                html=html,
-                text=text,
+                html=html_body.fill(html_values),
+                text=text_body.fill(text_values),
                 reply_to=mail.reply_to,
             )
         )
         return self._dkim.sign(data) if self._dkim is not None else data
+
+    def _body_templates(self, rendered: Rendered) -> tuple[BodyTemplate, BodyTemplate]:
+        """The HTML and text of ``rendered`` with their shared parts transfer-encoded once:
+        each message then encodes only its name and links. The last few are kept."""
+        templates = self._templates.get(rendered)
+        if templates is None:
+            if len(self._templates) >= BODY_TEMPLATES_KEPT:
+                del self._templates[next(iter(self._templates))]
+            templates = (BodyTemplate(rendered.html_parts), BodyTemplate(rendered.text_parts))
+            self._templates[rendered] = templates
+        return templates
 
     async def send_confirmation(self, subscriber: Subscriber) -> None:
         """The double opt-in e-mail with the confirmation link."""
