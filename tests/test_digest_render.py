@@ -24,6 +24,7 @@ from lxml import html as lxml_html
 from syndication.digest.render import (
     DISPLAY_NAME,
     PREFERENCES_URL,
+    RENDERED_KEPT,
     UNSUBSCRIBE_URL,
     DigestRenderer,
     Rendered,
@@ -287,6 +288,19 @@ def test_css_is_inlined_so_no_style_element_is_needed(renderer: DigestRenderer) 
 def test_same_content_renders_to_the_same_bytes(renderer: DigestRenderer) -> None:
     again = DigestContent(digest=DAILY, sections=SAMPLE.sections, window_start=START, window_end=END)
     assert renderer.render(SAMPLE, archive_url=ARCHIVE) == renderer.render(again, archive_url=ARCHIVE)
+
+
+def test_renderings_are_kept_for_the_same_content(renderer: DigestRenderer) -> None:
+    first = renderer.render(SAMPLE, archive_url=ARCHIVE)
+    again = DigestContent(digest=DAILY, sections=SAMPLE.sections, window_start=START, window_end=END)
+    assert renderer.render(again, archive_url=ARCHIVE) is first
+    assert renderer.render(SAMPLE, archive_url=ARCHIVE + "khac/") is not first
+    # Only the latest are kept.
+    for hours in range(RENDERED_KEPT):
+        renderer.render(replace(SAMPLE, window_end=END + timedelta(hours=hours + 1)), archive_url=ARCHIVE)
+    later = renderer.render(SAMPLE, archive_url=ARCHIVE)
+    assert later == first
+    assert later is not first
 
 
 def test_empty_digest_renders_a_notice_and_the_footer(renderer: DigestRenderer) -> None:

@@ -71,6 +71,9 @@ NO_NAME: Final = "quý bạn đọc"
 CONFIRM_SUBJECT: Final = "Xác nhận đăng ký nhận bản tin – {site}"
 EMPTY_NOTICE: Final = "Không có tin mới trong kỳ này."
 
+RENDERED_KEPT: Final = 64
+"""Rendered digests a renderer keeps for reuse (``DigestRenderer.render``)."""
+
 WRAP_WIDTH: Final = 76
 SUMMARY_LIMIT: Final = 400
 """Characters of a summary shown; the article itself is one click away."""
@@ -295,6 +298,7 @@ class DigestRenderer:
         self._inliner = css_inline.CSSInliner(
             keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
         )
+        self._rendered: dict[tuple[DigestContent, str], Rendered] = {}
         self._markers = {
             "display_name": DISPLAY_NAME,
             "preferences_url": PREFERENCES_URL,
@@ -319,11 +323,23 @@ class DigestRenderer:
         """The digest for everyone who receives ``content``, with markers for the personal parts.
 
         ``archive_url`` is the digest's page on the web site ("Xem trên trình duyệt").
-        The same content (``select.content_key``) and ``archive_url`` give the same bytes.
+        The same content (``select.content_key``) and ``archive_url`` give the same bytes,
+        so the latest results are kept (``RENDERED_KEPT``) and given again: a sender asks
+        for the same few contents in every batch of an issue.
 
         Raises:
             ValueError: ``archive_url`` is not an absolute http(s) address.
         """
+        key = (content, archive_url)
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            rendered = self._render(content, archive_url)
+            if len(self._rendered) >= RENDERED_KEPT:
+                del self._rendered[next(iter(self._rendered))]
+            self._rendered[key] = rendered
+        return rendered
+
+    def _render(self, content: DigestContent, archive_url: str) -> Rendered:
         archive = _web_url(archive_url)
         if archive is None:
             raise ValueError("archive_url must be an absolute http(s) address")
