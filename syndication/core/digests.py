@@ -39,6 +39,8 @@ from syndication.types import Clock, Delivery, DigestContent, DigestIssue, Diges
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 500
+MARK_SENT_LINGER = 0.005
+"""Seconds accepted messages wait to be marked sent together (``WriteBehind``)."""
 BODY_TEMPLATES_KEPT = 64
 """Encoded digest bodies kept for reuse: more than the distinct contents of a batch."""
 
@@ -120,11 +122,13 @@ class DigestService:
         )
         self._owner = f"{socket.gethostname()}:{os.getpid()}"
         self._templates: dict[Rendered, tuple[BodyTemplate, BodyTemplate]] = {}
-        # Accepted messages are marked sent together when many finish at once; each
-        # send waits for its mark, so at most the messages in flight at a crash can
-        # go out twice (with the same Message-ID).
+        # Accepted messages are marked sent together, gathered for a few milliseconds
+        # (one write per message would cost more than sending it); each send waits
+        # for its mark, so at most the messages in flight or accepted in those last
+        # milliseconds at a crash can go out twice (with the same Message-ID).
         self._sent: WriteBehind[int] = WriteBehind(
-            lambda ids: self._db(self._store.mark_sent, ids, owner=self._owner, now=self._clock())
+            lambda ids: self._db(self._store.mark_sent, ids, owner=self._owner, now=self._clock()),
+            linger=MARK_SENT_LINGER,
         )
 
     def spec(self, name: str) -> DigestSpec:
