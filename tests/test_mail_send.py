@@ -172,6 +172,46 @@ def test_data_payload_of_crlf_text_only_doubles_dots() -> None:
     assert data_payload(data) == reference_payload(data)
 
 
+def test_a_server_without_esmtp_is_greeted_with_helo() -> None:
+    # An RFC 821 server: EHLO is not a command it knows. aiosmtpd always speaks
+    # ESMTP, so this one is a few lines of asyncio.
+    seen: list[bytes] = []
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 old.example.vn\r\n")
+        while line := await reader.readline():
+            seen.append(line)
+            command = line[:4].upper()
+            if command == b"EHLO":
+                writer.write(b"502 5.5.2 Command not recognised\r\n")
+            elif command == b"DATA":
+                writer.write(b"354 Go ahead\r\n")
+                while (await reader.readline()) != b".\r\n":
+                    pass
+                writer.write(b"250 2.0.0 Queued\r\n")
+            elif command == b"QUIT":
+                writer.write(b"221 Bye\r\n")
+                break
+            else:
+                writer.write(b"250 OK\r\n")
+        writer.close()
+
+    async def scenario() -> SendOutcome:
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with SmtpTransport("127.0.0.1", port, security="none", timeout=5) as t:
+                return await t.send(sender=SENDER, recipient="a@example.vn", data=b"Subject: x\r\n\r\nx\r\n")
+        finally:
+            server.close()
+
+    assert run(scenario()) == SendOutcome(ok=True)
+    commands = [line.split()[0].upper() for line in seen]
+    assert commands == [b"EHLO", b"HELO", b"MAIL", b"RCPT", b"DATA", b"QUIT"]
+    # No SIZE without ESMTP.
+    assert seen[2] == f"MAIL FROM:<{SENDER}>\r\n".encode()
+
+
 def test_pool_reuses_its_connections(smtp_server: SmtpServer) -> None:
     t = transport(smtp_server, pool_size=3)
     addresses = [f"user{i}@example.vn" for i in range(30)]

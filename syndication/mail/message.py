@@ -17,7 +17,9 @@ What we write, in short:
 
 - ``multipart/alternative`` with a ``text/plain`` then a ``text/html`` part (never
   ``multipart/digest``: mail clients show its parts as attachments), both UTF-8,
-  quoted-printable or base64 (the shorter), CRLF line endings, no body line over 76;
+  quoted-printable or base64 (the shorter), CRLF line endings, no body line over 76
+  nor starting with "." (``body``; a digest's bodies come encoded once per content
+  with only the personal values encoded per message, ``body.BodyTemplate``);
 - header values that need it as RFC 2047 encoded words (``B`` for non-ASCII text,
   ``Q`` when an ASCII value must be encoded), folded at 78 characters;
 - the list headers bulk senders need (RFC 2369, 2919, 8058).
