@@ -8,8 +8,9 @@ Message-ID, and the same (digest, scheduled time) is one issue however often it 
 planned.
 
 Rendering is shared: subscribers with the same categories and window get the same
-content, rendered (and CSS-inlined) once; only the personal links are filled in per
-message, and the MIME is assembled directly.
+content, rendered (and CSS-inlined) and transfer-encoded once; only the name and
+personal links are encoded and filled in per message, and the MIME is assembled
+directly.
 """
 
 from __future__ import annotations
