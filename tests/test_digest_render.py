@@ -24,6 +24,7 @@ from lxml import html as lxml_html
 from syndication.digest.render import (
     DISPLAY_NAME,
     PREFERENCES_URL,
+    RENDERED_KEPT,
     UNSUBSCRIBE_URL,
     DigestRenderer,
     Rendered,
@@ -214,7 +215,8 @@ def test_html_says_what_the_digest_holds(renderer: DigestRenderer) -> None:
     assert visible(root.xpath("//p[@class='greeting']")[0]) == "Kính gửi Nguyễn Văn An,"
     assert [visible(h2) for h2 in root.xpath("//h2")] == ["Xây dựng Đảng", "Thời sự"]
 
-    first, second = root.xpath("//table[contains(@class, 'item')]")
+    # One row per item: the text, and the thumbnail beside it when there is one.
+    first, second = root.xpath("//tr[td[@class='item']]")
     (link,) = first.xpath(".//h3/a")
     assert (visible(link), link.get("href")) == (
         "Hội nghị Ban Chấp hành Đảng bộ Khối lần thứ 12",
@@ -225,7 +227,8 @@ def test_html_says_what_the_digest_holds(renderer: DigestRenderer) -> None:
     (image,) = first.xpath(".//img")
     assert image.get("src") == "https://tin.example.vn/anh/1.jpg"
     assert image.get("width") == "120"
-    assert image.get("alt") == "Hội nghị Ban Chấp hành Đảng bộ Khối lần thứ 12"
+    # The linked title beside it already says what the picture is about.
+    assert image.get("alt") == ""
     assert image.getparent().get("href") == "https://tin.example.vn/bai-1.html"
 
     # No URL: the title without a link; no summary, no image: neither element.
@@ -233,6 +236,7 @@ def test_html_says_what_the_digest_holds(renderer: DigestRenderer) -> None:
     assert visible(second.xpath(".//h3")[0]) == "Khai mạc Hội nghị thành phố Hà Nội"
     assert visible(second.xpath(".//p[@class='meta']")[0]) == "Thời sự · Thứ Hai, 23/11/2026"
     assert second.xpath(".//p[@class='summary'] | .//img") == []
+    assert second.xpath("td/@colspan") == ["2"]
 
     # Summaries only: the article body never reaches an e-mail.
     assert "NỘI DUNG ĐẦY ĐỦ" not in html
@@ -264,7 +268,9 @@ def test_css_is_inlined_so_no_style_element_is_needed(renderer: DigestRenderer) 
     assert "background-color:#b3261e" in style("//td[@class='header']")
     assert "border-bottom:2px solid #b3261e" in style("//h2")
     assert "color:#1a4d8f" in style("//a[@class='item-link']")
-    assert "font-family:Arial, Helvetica, sans-serif" in style("//td[@class='card']")
+    assert "font-family:Arial, sans-serif" in style("//td[@class='card']")
+    # Items inherit their font from their cell, not from the table around it.
+    assert "font-family:Arial, sans-serif" in style("//td[@class='item']")
     assert "display:block" in style("//img")
     assert "mso-hide:all" in style("//div[@class='preheader']")
     # Every element the stylesheet names carries its style itself.
@@ -282,6 +288,19 @@ def test_css_is_inlined_so_no_style_element_is_needed(renderer: DigestRenderer) 
 def test_same_content_renders_to_the_same_bytes(renderer: DigestRenderer) -> None:
     again = DigestContent(digest=DAILY, sections=SAMPLE.sections, window_start=START, window_end=END)
     assert renderer.render(SAMPLE, archive_url=ARCHIVE) == renderer.render(again, archive_url=ARCHIVE)
+
+
+def test_renderings_are_kept_for_the_same_content(renderer: DigestRenderer) -> None:
+    first = renderer.render(SAMPLE, archive_url=ARCHIVE)
+    again = DigestContent(digest=DAILY, sections=SAMPLE.sections, window_start=START, window_end=END)
+    assert renderer.render(again, archive_url=ARCHIVE) is first
+    assert renderer.render(SAMPLE, archive_url=ARCHIVE + "khac/") is not first
+    # Only the latest are kept.
+    for hours in range(RENDERED_KEPT):
+        renderer.render(replace(SAMPLE, window_end=END + timedelta(hours=hours + 1)), archive_url=ARCHIVE)
+    later = renderer.render(SAMPLE, archive_url=ARCHIVE)
+    assert later == first
+    assert later is not first
 
 
 def test_empty_digest_renders_a_notice_and_the_footer(renderer: DigestRenderer) -> None:

@@ -129,6 +129,11 @@ def test_plan_send_and_report(tmp_path: Path, store_url: str, server: TestServer
         assert title in html
         assert title in text
     assert "Nguyễn Thị Hoà" in html
+    # The personal links went into the bodies encoded once per content (BodyTemplate).
+    (unsubscribe,) = re.findall(r"<(https://[^>]+)>", message["List-Unsubscribe"])
+    assert f'href="{unsubscribe}"' in html
+    assert f"\r\n{unsubscribe}\r\n" in text
+    assert f'href="{unsubscribe.replace("/huy/", "/tuy-chon/")}"' in html
 
     # Planning the same issue again adds nothing and sends nothing.
     async def again(syn: Syndication):  # type: ignore[no-untyped-def]

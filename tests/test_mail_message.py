@@ -39,6 +39,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from syndication.mail.message import (
+    BuiltMessage,
     DkimSigner,
     OutgoingMessage,
     build,
@@ -218,7 +219,11 @@ def assert_reads_as_expected(msg: OutgoingMessage) -> bytes:
 
 
 def assert_well_formed(raw: bytes) -> None:
+    assert isinstance(raw, BuiltMessage)
     assert raw.isascii()
+    # SMTP can send it as it is (send.data_payload): no dot to double.
+    assert not raw.startswith(b".")
+    assert b"\r\n." not in raw
     assert b"\r\n" in raw
     assert b"\n" not in raw.replace(b"\r\n", b""), "bare LF"
     assert b"\r" not in raw.replace(b"\r\n", b""), "bare CR"
@@ -741,6 +746,10 @@ def test_dkim_signature_verifies_and_covers_the_list_headers(rsa_key: tuple[byte
     signed = signer.sign(build(make()))
     assert signed.startswith(b"DKIM-Signature: ")
     assert dkim.verify(signed, dnsfunc=dns_for(public))
+    # Still ready for SMTP as it is: the header is folded with CRLF and white space.
+    assert isinstance(signed, BuiltMessage)
+    assert_well_formed(signed)
+    assert not isinstance(signer.sign(bytes(build(make()))), BuiltMessage)
     parsed = parse(signed)
     fields = re.sub(r"\s+", "", str(parsed["DKIM-Signature"])).split(";")
     tags = {k: v for k, _, v in (field.partition("=") for field in fields)}

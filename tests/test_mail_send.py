@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 from collections import Counter
 from collections.abc import Awaitable, Iterator
@@ -16,9 +17,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from syndication.mail.message import OutgoingMessage, build, message_id
-from syndication.mail.send import MaildirTransport, Pacer, SmtpTransport, Transport, TransportError
+from syndication.mail.message import BuiltMessage, OutgoingMessage, build, message_id
+from syndication.mail.send import (
+    MaildirTransport,
+    Pacer,
+    SmtpTransport,
+    Transport,
+    TransportError,
+    data_payload,
+)
 from syndication.types import SendOutcome
 from tests.smtpserver import (
     SmtpServer,
@@ -120,6 +130,86 @@ def test_messages_arrive_byte_for_byte(smtp_server: SmtpServer) -> None:
         plain, html = parsed.iter_parts()
         assert plain.get_content().startswith("Hội nghị Ban Chấp hành Đảng bộ Khối lần thứ 12\r\n.\r\n..hai")
         assert '<a href="https://portal.example.vn/bai-viet/1">Xem tiếp</a>' in html.get_content()
+
+
+def test_bare_line_endings_arrive_as_crlf(smtp_server: SmtpServer) -> None:
+    # Built messages have CRLF only; anything else handed to the transport is still
+    # sent as SMTP requires, as aiosmtplib's own DATA would.
+    data = b"Subject: x\n\n.one\rtwo\r\n..three\n.\nfour"
+
+    async def scenario() -> SendOutcome:
+        async with transport(smtp_server) as t:
+            return await t.send(sender=SENDER, recipient="a@example.vn", data=data)
+
+    assert run(scenario()) == SendOutcome(ok=True)
+    (message,) = smtp_server.messages
+    assert message.data == b"Subject: x\r\n\r\n.one\r\ntwo\r\n..three\r\n.\r\nfour\r\n"
+
+
+def reference_payload(message: bytes) -> bytes:
+    """RFC 5321 4.5.2 written plainly: CRLF lines, a final CRLF, dots doubled, "." CRLF."""
+    message = re.sub(rb"\r\n|\r|\n", b"\r\n", message)
+    if not message.endswith(b"\r\n"):
+        message += b"\r\n"
+    return re.sub(rb"(?m)^\.", b"..", message) + b".\r\n"
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b".", b"..", b"a", b" "]), max_size=30).map(b"".join))
+def test_data_payload_is_smtp_transparency(message: bytes) -> None:
+    assert data_payload(message) == reference_payload(message)
+
+
+def test_a_built_message_is_sent_as_it_is() -> None:
+    data = digest_for("a@example.vn")
+    assert isinstance(data, BuiltMessage)
+    # Nothing to rewrite: build leaves no bare CR or LF and no line starting with ".".
+    assert data_payload(data) == data + b".\r\n" == reference_payload(bytes(data))
+
+
+def test_data_payload_of_crlf_text_only_doubles_dots() -> None:
+    data = b"Subject: x\r\n\r\n.\r\n..two\r\nthree.\r\n" * 3
+    assert data_payload(data) == data.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    assert data_payload(data) == reference_payload(data)
+
+
+def test_a_server_without_esmtp_is_greeted_with_helo() -> None:
+    # An RFC 821 server: EHLO is not a command it knows. aiosmtpd always speaks
+    # ESMTP, so this one is a few lines of asyncio.
+    seen: list[bytes] = []
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 old.example.vn\r\n")
+        while line := await reader.readline():
+            seen.append(line)
+            command = line[:4].upper()
+            if command == b"EHLO":
+                writer.write(b"502 5.5.2 Command not recognised\r\n")
+            elif command == b"DATA":
+                writer.write(b"354 Go ahead\r\n")
+                while (await reader.readline()) != b".\r\n":
+                    pass
+                writer.write(b"250 2.0.0 Queued\r\n")
+            elif command == b"QUIT":
+                writer.write(b"221 Bye\r\n")
+                break
+            else:
+                writer.write(b"250 OK\r\n")
+        writer.close()
+
+    async def scenario() -> SendOutcome:
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with SmtpTransport("127.0.0.1", port, security="none", timeout=5) as t:
+                return await t.send(sender=SENDER, recipient="a@example.vn", data=b"Subject: x\r\n\r\nx\r\n")
+        finally:
+            server.close()
+
+    assert run(scenario()) == SendOutcome(ok=True)
+    commands = [line.split()[0].upper() for line in seen]
+    assert commands == [b"EHLO", b"HELO", b"MAIL", b"RCPT", b"DATA", b"QUIT"]
+    # No SIZE without ESMTP.
+    assert seen[2] == f"MAIL FROM:<{SENDER}>\r\n".encode()
 
 
 def test_pool_reuses_its_connections(smtp_server: SmtpServer) -> None:

@@ -5,6 +5,11 @@ writes them together next: one transaction per item when they are sparse, a few
 large ones when hundreds arrive at once (200 sources answering 304, 10,000 digest
 messages accepted). ``add`` returns once its item is in the store, so nothing is
 acknowledged before it is durable.
+
+``linger`` (seconds) holds each write back that long to gather more items, for
+items that arrive steadily rather than in bursts: SMTP acceptances come one every
+fraction of a millisecond, as fast as a write takes, so without it nearly every
+write would carry one or two. Each ``add`` then waits up to ``linger`` longer.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ T = TypeVar("T")
 
 
 class WriteBehind(Generic[T]):
-    def __init__(self, write: Callable[[Sequence[T]], Awaitable[object]]) -> None:
+    def __init__(self, write: Callable[[Sequence[T]], Awaitable[object]], *, linger: float = 0) -> None:
         self._write = write
+        self._linger = linger
         self._pending: list[tuple[T, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -34,6 +40,8 @@ class WriteBehind(Generic[T]):
 
     async def _run(self) -> None:
         while self._pending:
+            if self._linger:
+                await asyncio.sleep(self._linger)
             batch, self._pending = self._pending, []
             try:
                 await self._write([item for item, _ in batch])

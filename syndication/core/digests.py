@@ -8,8 +8,9 @@ Message-ID, and the same (digest, scheduled time) is one issue however often it 
 planned.
 
 Rendering is shared: subscribers with the same categories and window get the same
-content, rendered (and CSS-inlined) once; only the personal links are filled in per
-message, and the MIME is assembled directly.
+content, rendered (and CSS-inlined) and transfer-encoded once; only the name and
+personal links are encoded and filled in per message, and the MIME is assembled
+directly.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from syndication.core.feeds import DbRunner
 from syndication.digest import select
 from syndication.digest.render import DigestRenderer, Rendered
 from syndication.errors import SyndicationError, TransportError
+from syndication.mail.body import BodyTemplate
 from syndication.mail.message import DkimSigner, OutgoingMessage, build, message_id
 from syndication.mail.send import MaildirTransport, SmtpTransport, Transport
 from syndication.store import NewDelivery, Store
@@ -39,6 +41,10 @@ from syndication.types import Clock, Delivery, DigestContent, DigestIssue, Diges
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 500
+MARK_SENT_LINGER = 0.005
+"""Seconds accepted messages wait to be marked sent together (``WriteBehind``)."""
+BODY_TEMPLATES_KEPT = 64
+"""Encoded digest bodies kept for reuse: more than the distinct contents of a batch."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,11 +127,14 @@ class DigestService:
             else None
         )
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
-        # Accepted messages are marked sent together when many finish at once; each
-        # send waits for its mark, so at most the messages in flight at a crash can
-        # go out twice (with the same Message-ID).
+        self._templates: dict[Rendered, tuple[BodyTemplate, BodyTemplate]] = {}
+        # Accepted messages are marked sent together, gathered for a few milliseconds
+        # (one write per message would cost more than sending it); each send waits
+        # for its mark, so at most the messages in flight or accepted in those last
+        # milliseconds at a crash can go out twice (with the same Message-ID).
         self._sent: WriteBehind[int] = WriteBehind(
-            lambda ids: self._db(self._store.mark_sent, ids, owner=self._owner, now=self._clock())
+            lambda ids: self._db(self._store.mark_sent, ids, owner=self._owner, now=self._clock()),
+            linger=MARK_SENT_LINGER,
         )
 
     def spec(self, name: str) -> DigestSpec:
@@ -460,12 +469,12 @@ class DigestService:
     ) -> bytes:
         mail = self._settings.mail
         unsubscribe = self.unsubscribe_url(subscriber.token)
-        html, text = self.renderer.personalise(
-            rendered,
+        html_values, text_values = self.renderer.personal_values(
             display_name=subscriber.display_name,
             preferences_url=self.preferences_url(subscriber.token),
             unsubscribe_url=unsubscribe,
         )
+        html_body, text_body = self._body_templates(rendered)
         data = build(
             OutgoingMessage(
                 from_address=mail.from_address,
@@ -480,12 +489,23 @@ class DigestService:
                 unsubscribe_mailto=f"mailto:{mail.unsubscribe_mailto}?subject=unsubscribe"
                 if mail.unsubscribe_mailto
                 else None,
-                html=html,
-                text=text,
+                html=html_body.fill(html_values),
+                text=text_body.fill(text_values),
                 reply_to=mail.reply_to,
             )
         )
         return self._dkim.sign(data) if self._dkim is not None else data
+
+    def _body_templates(self, rendered: Rendered) -> tuple[BodyTemplate, BodyTemplate]:
+        """The HTML and text of ``rendered`` with their shared parts transfer-encoded once:
+        each message then encodes only its name and links. The last few are kept."""
+        templates = self._templates.get(rendered)
+        if templates is None:
+            if len(self._templates) >= BODY_TEMPLATES_KEPT:
+                del self._templates[next(iter(self._templates))]
+            templates = (BodyTemplate(rendered.html_parts), BodyTemplate(rendered.text_parts))
+            self._templates[rendered] = templates
+        return templates
 
     async def send_confirmation(self, subscriber: Subscriber) -> None:
         """The double opt-in e-mail with the confirmation link."""

@@ -9,6 +9,8 @@ Vietnamese. Rendering is split in two so that it costs almost nothing per subscr
    ``%%UNSUBSCRIBE_URL%%``) where the personal parts go.
 2. ``personalise`` puts one subscriber's name and links in place of the markers: no
    template, no parsing, no CSS, only joining strings that were split at render time.
+   (A mailer can also take the split parts, ``Rendered.html_parts`` and
+   ``text_parts``, and the values, ``personal_values``, and join them itself.)
 
 Nothing from a source can reach a reader as markup or as a marker: only titles and
 summaries as plain text (never ``content_html``), links only to absolute http(s)
@@ -48,6 +50,7 @@ __all__ = [
     "WEEKDAYS",
     "DigestRenderer",
     "Rendered",
+    "personal_values",
     "personalise",
     "vietnamese_date",
 ]
@@ -67,6 +70,9 @@ NO_NAME: Final = "quý bạn đọc"
 """Put in place of an empty display name ("Kính gửi quý bạn đọc,")."""
 CONFIRM_SUBJECT: Final = "Xác nhận đăng ký nhận bản tin – {site}"
 EMPTY_NOTICE: Final = "Không có tin mới trong kỳ này."
+
+RENDERED_KEPT: Final = 64
+"""Rendered digests a renderer keeps for reuse (``DigestRenderer.render``)."""
 
 WRAP_WIDTH: Final = 76
 SUMMARY_LIMIT: Final = 400
@@ -97,6 +103,16 @@ class Rendered:
         object.__setattr__(self, "_html_parts", tuple(_MARKERS.split(self.html)))
         object.__setattr__(self, "_text_parts", tuple(_MARKERS.split(self.text)))
 
+    @property
+    def html_parts(self) -> tuple[str, ...]:
+        """The HTML split at its markers: text, marker name, text, ..., text."""
+        return self._html_parts
+
+    @property
+    def text_parts(self) -> tuple[str, ...]:
+        """The plain text split at its markers: text, marker name, text, ..., text."""
+        return self._text_parts
+
 
 def _fill(parts: tuple[str, ...], values: Mapping[str, str]) -> str:
     if len(parts) == 1:
@@ -113,14 +129,14 @@ def _personal_url(name: str, url: str) -> str:
     return url
 
 
-def personalise(
-    rendered: Rendered, *, display_name: str, preferences_url: str, unsubscribe_url: str
-) -> tuple[str, str]:
-    """``(html, text)`` of ``rendered`` for one subscriber: markers replaced by their values.
+def personal_values(
+    *, display_name: str, preferences_url: str, unsubscribe_url: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What goes in place of each marker for one subscriber: ``(html, text)`` values by
+    marker name (the parts of ``Rendered.html_parts`` and ``text_parts`` between texts).
 
-    The values are put in as they are in the text part and HTML-escaped in the HTML
-    part; they are never read again as markers. An empty display name becomes a polite
-    general form ("quý bạn đọc").
+    The text values are as given (an empty name becomes "quý bạn đọc"), the HTML
+    values HTML-escaped; each is one line.
 
     Raises:
         ValueError: a URL is not an absolute http(s) address, or has spaces or controls.
@@ -130,7 +146,25 @@ def personalise(
     unsubscribe = _personal_url("unsubscribe_url", unsubscribe_url)
     text_values = {"DISPLAY_NAME": name, "PREFERENCES_URL": preferences, "UNSUBSCRIBE_URL": unsubscribe}
     html_values = {key: html.escape(value, quote=True) for key, value in text_values.items()}
-    return _fill(rendered._html_parts, html_values), _fill(rendered._text_parts, text_values)
+    return html_values, text_values
+
+
+def personalise(
+    rendered: Rendered, *, display_name: str, preferences_url: str, unsubscribe_url: str
+) -> tuple[str, str]:
+    """``(html, text)`` of ``rendered`` for one subscriber: markers replaced by their values.
+
+    The values (``personal_values``) are put in as they are in the text part and
+    HTML-escaped in the HTML part; they are never read again as markers. An empty
+    display name becomes a polite general form ("quý bạn đọc").
+
+    Raises:
+        ValueError: a URL is not an absolute http(s) address, or has spaces or controls.
+    """
+    html_values, text_values = personal_values(
+        display_name=display_name, preferences_url=preferences_url, unsubscribe_url=unsubscribe_url
+    )
+    return _fill(rendered.html_parts, html_values), _fill(rendered.text_parts, text_values)
 
 
 # --- values for the templates ---------------------------------------------------------
@@ -264,6 +298,7 @@ class DigestRenderer:
         self._inliner = css_inline.CSSInliner(
             keep_at_rules=True, load_remote_stylesheets=False, minify_css=True
         )
+        self._rendered: dict[tuple[DigestContent, str], Rendered] = {}
         self._markers = {
             "display_name": DISPLAY_NAME,
             "preferences_url": PREFERENCES_URL,
@@ -288,11 +323,23 @@ class DigestRenderer:
         """The digest for everyone who receives ``content``, with markers for the personal parts.
 
         ``archive_url`` is the digest's page on the web site ("Xem trên trình duyệt").
-        The same content (``select.content_key``) and ``archive_url`` give the same bytes.
+        The same content (``select.content_key``) and ``archive_url`` give the same bytes,
+        so the latest results are kept (``RENDERED_KEPT``) and given again: a sender asks
+        for the same few contents in every batch of an issue.
 
         Raises:
             ValueError: ``archive_url`` is not an absolute http(s) address.
         """
+        key = (content, archive_url)
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            rendered = self._render(content, archive_url)
+            if len(self._rendered) >= RENDERED_KEPT:
+                del self._rendered[next(iter(self._rendered))]
+            self._rendered[key] = rendered
+        return rendered
+
+    def _render(self, content: DigestContent, archive_url: str) -> Rendered:
         archive = _web_url(archive_url)
         if archive is None:
             raise ValueError("archive_url must be an absolute http(s) address")
@@ -351,6 +398,15 @@ class DigestRenderer:
             subject=subject,
             html=self._html("confirm.html", context),
             text=self._templates["confirm.txt"].render(context),
+        )
+
+    @staticmethod
+    def personal_values(
+        *, display_name: str, preferences_url: str, unsubscribe_url: str
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The module's ``personal_values``, reachable from the renderer a caller holds."""
+        return personal_values(
+            display_name=display_name, preferences_url=preferences_url, unsubscribe_url=unsubscribe_url
         )
 
     @staticmethod

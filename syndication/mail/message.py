@@ -17,7 +17,9 @@ What we write, in short:
 
 - ``multipart/alternative`` with a ``text/plain`` then a ``text/html`` part (never
   ``multipart/digest``: mail clients show its parts as attachments), both UTF-8,
-  quoted-printable or base64 (the shorter), CRLF line endings, no body line over 76;
+  quoted-printable or base64 (the shorter), CRLF line endings, no body line over 76
+  nor starting with "." (``body``; a digest's bodies come encoded once per content
+  with only the personal values encoded per message, ``body.BodyTemplate``);
 - header values that need it as RFC 2047 encoded words (``B`` for non-ASCII text,
   ``Q`` when an ASCII value must be encoded), folded at 78 characters;
 - the list headers bulk senders need (RFC 2369, 2919, 8058).
@@ -26,7 +28,7 @@ What we write, in short:
 from __future__ import annotations
 
 import base64
-import binascii
+import functools
 import hashlib
 import re
 import unicodedata
@@ -37,6 +39,8 @@ from email.utils import format_datetime
 
 import dkim
 import dkim.crypto
+
+from syndication.mail.body import EncodedBody, encode
 
 LINE_LIMIT = 78
 """RFC 5322 2.1.1: lines SHOULD be at most 78 characters (998 is the hard limit)."""
@@ -57,7 +61,6 @@ _LIST_ID = re.compile(r"(.*?)\s*<([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)>")
 _URL = re.compile(r"[!-~]+")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,39}")
 _PRINTABLE_ASCII = re.compile(r"[ -~]*")
-_HIGH_BYTES = bytes(range(128, 256))
 
 # Characters a Q-encoded word may carry as themselves inside a phrase (RFC 2047 5(3));
 # the same restricted set is used in unstructured headers, where it is also safe.
@@ -160,16 +163,31 @@ class OutgoingMessage:
     """The personal one-click (RFC 8058) unsubscribe link: ``https://...``."""
     unsubscribe_mailto: str | None
     """``mailto:...`` for clients that only unsubscribe by mail, or None."""
-    html: str
-    text: str
+    html: str | EncodedBody
+    text: str | EncodedBody
+    """Each a text, or a body already encoded (``body.BodyTemplate.fill``)."""
     reply_to: str | None = None
     """An address, when replies should not go to ``from_address``."""
     headers: tuple[tuple[str, str], ...] = ()
     """Further (name, value) headers, e.g. ``("Feedback-ID", ...)``; values are unstructured text."""
 
 
-def build(msg: OutgoingMessage) -> bytes:
-    """The message as the bytes to hand to a transport: CRLF line endings, 7-bit.
+class BuiltMessage(bytes):
+    """Bytes as ``build`` writes them: 7-bit, CRLF line endings only, ending with
+    CRLF, and no line that starts with "." (quoted-printable writes it ``=2E``).
+
+    SMTP can send them after DATA as they are, without normalising line endings or
+    doubling dots (``send.data_payload``); bytes of any other type are checked and
+    rewritten there. Like ``markupsafe.Markup`` for HTML, the type is the promise:
+    only ``build`` and ``DkimSigner.sign`` make one.
+    """
+
+    __slots__ = ()
+
+
+def build(msg: OutgoingMessage) -> BuiltMessage:
+    """The message as the bytes to hand to a transport: CRLF line endings, 7-bit, no
+    line starting with "." (see ``BuiltMessage``).
 
     Raises:
         ValueError: an address, the Message-ID, the List-Id, an unsubscribe URL, an
@@ -219,13 +237,15 @@ def build(msg: OutgoingMessage) -> bytes:
     ]
     # Each encoded body ends with its own CRLF; the CRLF before a delimiter belongs
     # to the delimiter (RFC 2046 5.1.1), hence the extra one.
-    return b"".join(
-        (
-            "\r\n".join(lines).encode("ascii"),
-            _part(boundary, "text/plain", msg.text),
-            b"\r\n",
-            _part(boundary, "text/html", msg.html),
-            f"\r\n--{boundary}--\r\n".encode("ascii"),
+    return BuiltMessage(
+        b"".join(
+            (
+                "\r\n".join(lines).encode("ascii"),
+                *_part(boundary, "text/plain", msg.text),
+                b"\r\n",
+                *_part(boundary, "text/html", msg.html),
+                f"\r\n--{boundary}--\r\n".encode("ascii"),
+            )
         )
     )
 
@@ -255,7 +275,8 @@ class DkimSigner:
         return f"DkimSigner(selector={self.selector!r}, domain={self.domain!r})"
 
     def sign(self, message: bytes) -> bytes:
-        """``message`` with a DKIM-Signature header prepended."""
+        """``message`` with a DKIM-Signature header prepended (a ``BuiltMessage`` when
+        ``message`` is one: the header is folded with CRLF and white space)."""
         present = _header_names(message)
         include: list[bytes] = []
         for name in DKIM_SIGNED_HEADERS:
@@ -270,10 +291,15 @@ class DkimSigner:
             include_headers=include,
             linesep=b"\r\n",
         )
-        return signature + message
+        signed = signature + message
+        if isinstance(message, BuiltMessage) and _is_crlf_text(signature):
+            return BuiltMessage(signed)
+        return signed
 
 
 # --- header encoding ---------------------------------------------------------------
+# The From, Subject and List-Id of a digest are the same in every message of an issue:
+# the (pure) header encoders keep their latest results.
 
 
 def _check_address(address: str) -> None:
@@ -307,6 +333,8 @@ def _encoded_words(text: str, first_room: int, longest: int = _EW_MAX) -> list[s
 
 
 def _b_words(text: str, room: int, longest: int) -> list[str]:
+    if _EW_OVERHEAD + 4 * -(-len(text.encode("utf-8")) // 3) <= room:
+        return [_b_word(text)]  # what the loop below gives when all of it fits
     words: list[str] = []
     chunk: list[str] = []
     size = 0
@@ -345,6 +373,7 @@ def _is_plain(word: str) -> bool:
     return len(word) <= _MAX_PLAIN_WORD and _PRINTABLE_ASCII.fullmatch(word) is not None and "=?" not in word
 
 
+@functools.lru_cache(maxsize=256)
 def _unstructured_header(name: str, value: str) -> str:
     value = clean_header(value)
     words = value.split(" ")
@@ -394,6 +423,7 @@ def _phrase(value: str, room: int, *, quote: bool) -> list[str]:
     return tokens
 
 
+@functools.lru_cache(maxsize=256)
 def _address_header(name: str, display_name: str, address: str) -> str:
     display_name = clean_header(display_name)
     if not display_name:
@@ -402,6 +432,7 @@ def _address_header(name: str, display_name: str, address: str) -> str:
     return _fold(name, [*tokens, f"<{address}>"])
 
 
+@functools.lru_cache(maxsize=256)
 def _list_id_header(list_id: str) -> str:
     match = _LIST_ID.fullmatch(clean_header(list_id))
     if match is None:
@@ -437,64 +468,31 @@ def _check_uri(uri: str, scheme: str) -> None:
 # --- bodies and parsing --------------------------------------------------------------
 
 
-def _part(boundary: str, content_type: str, text: str) -> bytes:
-    """One body part: its delimiter, headers and encoded body (ending with CRLF).
+def _part(boundary: str, content_type: str, body: str | EncodedBody) -> tuple[bytes, bytes]:
+    """One body part: its delimiter and headers, and its encoded body (ending with CRLF).
 
-    The text ends with a line break, as in the standard library's text parts, and
-    is encoded as quoted-printable or base64, whichever is shorter (as the standard
-    library chooses too): quoted-printable keeps markup and mostly-ASCII text
-    readable, base64 is a fifth smaller for text dense with Vietnamese letters
-    (each is two or three bytes in UTF-8, six or nine characters in
-    quoted-printable). Both keep lines within 76 characters.
+    A text is encoded here (``body.encode``: a final line break, the shorter of
+    quoted-printable and base64); an ``EncodedBody`` (from ``BodyTemplate.fill``) is
+    used as it is.
     """
-    data = text.encode("utf-8").replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if not data.endswith(b"\n"):
-        data += b"\n"
-    data = data.replace(b"\n", b"\r\n")
-    base64_length = 4 * -(-len(data) // 3)
-    base64_length += 2 * -(-base64_length // 76)  # CRLF after every 76
-    # Quoted-printable is at least this long (three characters for every byte
-    # above 127 and every "="): often enough to know without encoding.
-    at_least = len(data) + 2 * (len(data) - len(data.translate(None, _HIGH_BYTES)) + data.count(b"="))
-    encoded = b""
-    if at_least <= base64_length:
-        encoded = _quoted_printable(data)
-    if encoded and len(encoded) <= base64_length:
-        encoding = "quoted-printable"
-    else:
-        encoded = base64.encodebytes(data).replace(b"\n", b"\r\n")
-        encoding = "base64"
+    encoded = body if isinstance(body, EncodedBody) else encode(body)
     head = (
         f'--{boundary}\r\nContent-Type: {content_type}; charset="utf-8"\r\n'
-        f"Content-Transfer-Encoding: {encoding}\r\n\r\n"
+        f"Content-Transfer-Encoding: {encoded.encoding}\r\n\r\n"
     )
-    return head.encode("ascii") + encoded
+    return head.encode("ascii"), encoded.data
 
 
-def _quoted_printable(data: bytes) -> bytes:
-    """Quoted-printable of CRLF-terminated text, CRLF line endings kept."""
-    # b2a_qp keeps the line endings of its input (it takes the first one as the
-    # style), encodes trailing whitespace and breaks long lines with soft breaks...
-    encoded = binascii.b2a_qp(data, istext=True)
-    # ...but a line that ends in encoded whitespace can come out 77 characters long.
-    lines = encoded.split(b"\r\n")
-    if max(map(len, lines)) <= 76:
-        return encoded
-    return b"\r\n".join(_rewrap_qp(line) for line in lines)
-
-
-def _rewrap_qp(line: bytes) -> bytes:
-    """A quoted-printable line cut with soft breaks into lines of at most 76,
-    never inside an ``=XX`` escape."""
-    pieces = []
-    while len(line) > 76:
-        cut = 75
-        while b"=" in line[cut - 2 : cut]:
-            cut -= 1
-        pieces.append(line[:cut] + b"=")
-        line = line[cut:]
-    pieces.append(line)
-    return b"\r\n".join(pieces)
+def _is_crlf_text(data: bytes) -> bool:
+    """CRLF line endings only, ending with one, and no line that starts with "."."""
+    crlf = data.count(b"\r\n")
+    return (
+        data.endswith(b"\r\n")
+        and data.count(b"\r") == crlf
+        and data.count(b"\n") == crlf
+        and not data.startswith(b".")
+        and b"\r\n." not in data
+    )
 
 
 def _header_names(message: bytes) -> list[bytes]:
