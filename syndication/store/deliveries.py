@@ -326,13 +326,22 @@ def release(connection: Connection, ids: Sequence[int], *, owner: str, now: date
     """Give back rows ``owner`` claimed but did not try (a stop): they are due again at once,
     as they were before the claim (``pending`` if never tried, else ``retrying``)."""
     d = deliveries.c
-    values = {
-        "status": case((d.attempts > 1, "retrying"), else_="pending"),
-        "attempts": d.attempts - 1,
-        "next_attempt": case((d.attempts > 1, now), else_=None),
-        "updated": now,
-    }
-    return _finish(connection, ids, owner, values)
+    # Values computed from each row, so not the prepared statements of ``_finish``.
+    statement = (
+        update(deliveries)
+        .where(d.id.in_(bindparam("ids", expanding=True)), d.status == "sending", d.lease_owner == owner)
+        .values(
+            status=case((d.attempts > 1, "retrying"), else_="pending"),
+            attempts=d.attempts - 1,
+            next_attempt=case((d.attempts > 1, now), else_=None),
+            updated=now,
+            lease_until=None,
+        )
+    )
+    released = 0
+    for part in chunks(sorted(set(ids))):
+        released += connection.execute(statement, {"ids": list(part)}).rowcount
+    return released
 
 
 def next_due(connection: Connection, *, now: datetime) -> datetime | None:
