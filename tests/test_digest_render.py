@@ -584,6 +584,9 @@ def test_confirmation_email(renderer: DigestRenderer) -> None:
     assert root.xpath("//a[@class='confirm-link']/@href") == [confirm]
     assert "background-color:#b3261e" in root.xpath("//td[@class='confirm-button']/@style")[0]
     assert "Bản tin hằng ngày" in visible(root)
+    # The link opens a page; only its button confirms (mail scanners open every link).
+    assert "bấm nút “Xác nhận đăng ký” trên trang đó" in visible(root)
+    assert "bấm nút “Xác nhận đăng ký” trên trang đó" in " ".join(rendered.text.split())
     assert f"\n{confirm}\n" in rendered.text
     assert 'Kính gửi Lê "Văn" <script>,' in rendered.text
     assert "Bản tin hằng ngày" in rendered.text

@@ -169,7 +169,7 @@ class FakeSubscriptions:
     async def confirm(self, token: str) -> Subscriber | None:
         self.calls.append(("confirm", token))
         subscriber = self._by_token(token)
-        if subscriber is None:
+        if subscriber is None or subscriber.status not in ("pending", "active"):
             return None
         return self._update(subscriber, status="active", confirmed=NOW)
 
@@ -335,7 +335,14 @@ def test_double_opt_in(client: httpx.Client, subscriptions: FakeSubscriptions) -
     [(address, token)] = subscriptions.outbox
     assert subscriptions.get(address).status == "pending"
 
-    confirmed = assert_page(client.get(f"/xac-nhan/{token}"), 200)
+    page = assert_page(client.get(f"/xac-nhan/{token}"), 200)
+
+    assert subscriptions.get(address).status == "pending"  # a GET changes nothing
+    assert "<h1>Xác nhận đăng ký nhận bản tin</h1>" in page
+    assert "<strong>va***@example.org</strong>" in page
+    [confirm_csrf] = csrf_tokens(page)
+
+    confirmed = assert_page(client.post(f"/xac-nhan/{token}", data={"csrf": confirm_csrf}), 200)
 
     assert subscriptions.get(address).status == "active"
     assert "<h1>Đã xác nhận đăng ký</h1>" in confirmed
@@ -489,6 +496,165 @@ def test_pages_are_absent_without_a_provider(serve: AppServer) -> None:
     assert "Không tìm thấy trang" in response.text
 
 
+# --- confirmation: the link opens a page, only its button confirms ---------------------------
+
+
+@pytest.mark.parametrize("request_as", ["GET", "GET following redirects", "HEAD"])
+def test_opening_the_confirmation_link_confirms_nothing(
+    client: httpx.Client, subscriptions: FakeSubscriptions, request_as: str
+) -> None:
+    subscriber = subscriptions.add("nannhan@example.org", "pending")
+    method, _, follow = request_as.partition(" ")
+
+    # As a mail scanner fetches it: a fresh client, no cookies, no Origin, no Referer.
+    response = httpx.request(
+        method, client.base_url.join(f"/xac-nhan/{subscriber.token}"), follow_redirects=bool(follow)
+    )
+
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-robots-tag"] == "noindex, nofollow"
+    assert subscriptions.get(subscriber.address).status == "pending"
+    assert subscriptions.calls_of("confirm") == []
+
+
+def test_the_confirmation_page(client: httpx.Client, subscriptions: FakeSubscriptions) -> None:
+    subscriber = subscriptions.add("nguyenvana@example.org", "pending", digest="weekly")
+
+    html = assert_page(client.get(f"/xac-nhan/{subscriber.token}"), 200)
+
+    assert "<h1>Xác nhận đăng ký nhận bản tin</h1>" in html
+    assert "<strong>Bản tin hằng tuần</strong>" in html
+    assert "<strong>ng***@example.org</strong>" in html
+    assert "nguyenvana" not in html
+    assert '<form method="post">' in html
+    assert '<button type="submit">Xác nhận đăng ký</button>' in html
+    assert len(csrf_tokens(html)) == 1
+    assert "<script" not in html
+    assert subscriptions.get(subscriber.address).status == "pending"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # not a browser, or an old one: the CSRF token decides
+        {"Sec-Fetch-Site": "same-origin"},  # what a browser sends for the page's own button
+        {"Origin": "https://tin.example.vn", "Sec-Fetch-Site": "same-origin"},  # behind a proxy
+    ],
+)
+def test_the_button_confirms(
+    client: httpx.Client, serve: AppServer, subscriptions: FakeSubscriptions, headers: dict[str, str]
+) -> None:
+    subscriber = subscriptions.add("nannhan@example.org", "pending")
+    [csrf] = csrf_tokens(client.get(f"/xac-nhan/{subscriber.token}").text)
+
+    response = client.post(f"/xac-nhan/{subscriber.token}", data={"csrf": csrf}, headers=headers)
+
+    html = assert_page(response, 200)
+    assert "<h1>Đã xác nhận đăng ký</h1>" in html
+    assert f'href="../tuy-chon/{subscriber.token}"' in html
+    assert subscriptions.get(subscriber.address).status == "active"
+    assert subscriptions.calls_of("confirm") == [subscriber.token]
+
+
+@pytest.mark.parametrize(
+    "csrf", ["missing", "empty", "tampered", "expired", "other purpose", "other token", "as a query"]
+)
+def test_the_button_needs_a_valid_csrf_token(
+    client: httpx.Client, subscriptions: FakeSubscriptions, clock: FakeClock, csrf: str
+) -> None:
+    subscriber = subscriptions.add("nannhan@example.org", "pending")
+    other = subscriptions.add("khac@example.org", "pending")
+    [valid] = csrf_tokens(client.get(f"/xac-nhan/{subscriber.token}").text)
+    data: dict[str, str] = {}
+    path = f"/xac-nhan/{subscriber.token}"
+    if csrf == "empty":
+        data["csrf"] = ""
+    elif csrf == "tampered":
+        issued, _, mac = valid.partition(".")
+        data["csrf"] = f"{issued}.{('A' if mac[0] != 'A' else 'B')}{mac[1:]}"
+    elif csrf == "expired":
+        data["csrf"] = valid
+        clock.advance(2 * 3600 + 1)
+    elif csrf == "other purpose":
+        data["csrf"] = csrf_tokens(client.get(f"/huy/{subscriber.token}").text)[0]
+    elif csrf == "other token":
+        [data["csrf"]] = csrf_tokens(client.get(f"/xac-nhan/{other.token}").text)
+    elif csrf == "as a query":  # a link holding the token must not confirm either
+        path += f"?csrf={valid}"
+    subscriptions.calls.clear()
+
+    response = client.post(path, data=data)
+
+    html = assert_page(response, 403)
+    assert f"<h1>{EXPIRED}</h1>" in html
+    assert f'href="https://tin.example.vn/xac-nhan/{subscriber.token}"' in html  # a fresh button there
+    assert subscriptions.calls == []
+    assert subscriptions.get(subscriber.address).status == "pending"
+    assert subscriptions.get(other.address).status == "pending"
+
+
+def test_confirming_an_unknown_token_is_404_and_reveals_nothing(
+    client: httpx.Client, app: WebApp, subscriptions: FakeSubscriptions
+) -> None:
+    known = subscriptions.add("nannhan@example.org", "pending")
+    unknown = secrets.token_urlsafe(32)
+    assert app.subscriptions is not None
+    csrf = app.subscriptions.csrf.issue("confirm", unknown)  # as if the page had been opened
+    reference = client.get(f"/xac-nhan/{secrets.token_urlsafe(32)}")
+
+    response = client.post(f"/xac-nhan/{unknown}", data={"csrf": csrf})
+    malformed = client.post("/xac-nhan/ngan", data={"csrf": csrf})
+    # Without a CSRF token, an unknown and a known token get the same refusal, before any lookup.
+    unknown_refused = client.post(f"/xac-nhan/{unknown}")
+    known_refused = client.post(f"/xac-nhan/{known.token}")
+
+    assert INVALID_LINK in assert_page(response, 404)
+    assert response.content == malformed.content == reference.content
+    assert "nannhan" not in response.text
+    assert unknown_refused.status_code == known_refused.status_code == 403
+    assert unknown_refused.content == known_refused.content.replace(known.token.encode(), unknown.encode())
+    assert subscriptions.calls_of("confirm") == [unknown]
+    assert subscriptions.get(known.address).status == "pending"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_an_active_subscriber_is_told_it_is_already_confirmed(
+    client: httpx.Client, subscriptions: FakeSubscriptions, method: str
+) -> None:
+    subscriber = subscriptions.add("bithu@example.org")
+
+    response = client.request(method, f"/xac-nhan/{subscriber.token}")
+
+    assert response.status_code == 200
+    assert subscriptions.calls == [("subscriber", subscriber.token)]
+    if method == "GET":
+        html = assert_page(response, 200)
+        assert "<h1>Đăng ký đã được xác nhận</h1>" in html
+        assert "<strong>bi***@example.org</strong>" in html
+        assert "<strong>Bản tin hằng ngày</strong>" in html
+        assert f'href="../tuy-chon/{subscriber.token}"' in html
+        assert "<button" not in html
+        assert csrf_tokens(html) == []
+
+
+@pytest.mark.parametrize("status", ["unsubscribed", "bounced"])
+def test_the_link_of_a_subscriber_who_left_is_dead(
+    client: httpx.Client, app: WebApp, subscriptions: FakeSubscriptions, status: str
+) -> None:
+    subscriber = subscriptions.add("bithu@example.org", status)
+    reference = client.get(f"/xac-nhan/{secrets.token_urlsafe(32)}").content
+    assert app.subscriptions is not None
+    csrf = app.subscriptions.csrf.issue("confirm", subscriber.token)
+
+    page = client.get(f"/xac-nhan/{subscriber.token}")
+    pressed = client.post(f"/xac-nhan/{subscriber.token}", data={"csrf": csrf})
+
+    assert page.status_code == pressed.status_code == 404
+    assert page.content == pressed.content == reference
+    assert subscriptions.get(subscriber.address).status == status
+
+
 # --- cross-site request forgery ------------------------------------------------------------
 
 
@@ -550,8 +716,10 @@ def test_cross_site_posts_are_refused(
     client: httpx.Client, subscriptions: FakeSubscriptions, headers: dict[str, str]
 ) -> None:
     subscriber = subscriptions.add("bithu@example.org")
+    pending = subscriptions.add("moi@example.org", "pending")
     subscribe_csrf = csrf_tokens(client.get("/dang-ky").text)[0]
     save_csrf, unsubscribe_csrf = csrf_tokens(client.get(f"/tuy-chon/{subscriber.token}").text)
+    [confirm_csrf] = csrf_tokens(client.get(f"/xac-nhan/{pending.token}").text)
     subscriptions.calls.clear()
 
     responses = [
@@ -564,12 +732,14 @@ def test_cross_site_posts_are_refused(
             f"/tuy-chon/{subscriber.token}", data={"csrf": save_csrf, "digest": "weekly"}, headers=headers
         ),
         client.post(f"/huy/{subscriber.token}", data={"csrf": unsubscribe_csrf}, headers=headers),
+        client.post(f"/xac-nhan/{pending.token}", data={"csrf": confirm_csrf}, headers=headers),
     ]
 
     for response in responses:
         assert EXPIRED in assert_page(response, 403)
     assert subscriptions.calls == []
     assert subscriptions.get(subscriber.address).status == "active"
+    assert subscriptions.get(pending.address).status == "pending"
 
 
 @pytest.mark.parametrize(
@@ -700,9 +870,8 @@ def test_get_and_head_change_nothing(client: httpx.Client, subscriptions: FakeSu
     for method in ("GET", "HEAD"):
         assert client.request(method, f"/huy/{active.token}").status_code == 200
         assert client.request(method, f"/tuy-chon/{active.token}").status_code == 200
-    head = client.head(f"/xac-nhan/{pending.token}")
+        assert client.request(method, f"/xac-nhan/{pending.token}").status_code == 200
 
-    assert head.status_code == 200
     assert subscriptions.get(active.address).status == "active"
     assert subscriptions.get(pending.address).status == "pending"
     assert {name for name, _ in subscriptions.calls} == {"subscriber"}
@@ -761,8 +930,9 @@ def test_a_token_that_goes_away_between_page_and_post(
     )
     refused = client.post(f"/tuy-chon/{gone}", data={"csrf": csrf.issue("preferences", gone), "digest": "x"})
     unsubscribed = client.post(f"/huy/{gone}", data={"csrf": csrf.issue("unsubscribe", gone)})
+    confirmed = client.post(f"/xac-nhan/{gone}", data={"csrf": csrf.issue("confirm", gone)})
 
-    for response in (saved, refused, unsubscribed):
+    for response in (saved, refused, unsubscribed, confirmed):
         assert INVALID_LINK in assert_page(response, 404)
 
 
@@ -832,7 +1002,7 @@ def test_tampered_tokens_on_posts_are_404(client: httpx.Client, subscriptions: F
     subscriptions.calls.clear()
 
     for tampered in _tampered(subscriber.token)[1:]:
-        for path in (f"/huy/{tampered}", f"/tuy-chon/{tampered}"):
+        for path in (f"/huy/{tampered}", f"/tuy-chon/{tampered}", f"/xac-nhan/{tampered}"):
             response = client.post(path, data={"List-Unsubscribe": "One-Click"})
             assert response.status_code == 404, path
             assert response.content == reference, path
@@ -843,9 +1013,11 @@ def test_tampered_tokens_on_posts_are_404(client: httpx.Client, subscriptions: F
 
 def test_a_confirmation_link_shows_no_address(client: httpx.Client, subscriptions: FakeSubscriptions) -> None:
     subscriber = subscriptions.add("nguyenvana@example.org", "pending")
+    [csrf] = csrf_tokens(client.get(f"/xac-nhan/{subscriber.token}").text)
 
-    html = client.get(f"/xac-nhan/{subscriber.token}").text
+    html = client.post(f"/xac-nhan/{subscriber.token}", data={"csrf": csrf}).text
 
+    assert "<h1>Đã xác nhận đăng ký</h1>" in html
     assert "nguyenvana" not in html
 
 

@@ -4,7 +4,8 @@
 
     GET  /dang-ky             the subscribe form
     POST /dang-ky             validate, rate-limit, ``SubscriptionProvider.subscribe``: "check your inbox"
-    GET  /xac-nhan/{token}    ``confirm``: the address becomes active
+    GET  /xac-nhan/{token}    a page with a confirm button; a GET changes nothing (scanners follow links)
+    POST /xac-nhan/{token}    the button: ``confirm``, the address becomes active
     GET  /tuy-chon/{token}    preferences (categories, digest) and an unsubscribe button
     POST /tuy-chon/{token}    save them
     GET  /huy/{token}         a page with an unsubscribe button; a GET changes nothing (scanners follow links)
@@ -15,7 +16,7 @@ Nothing here tells whether an address exists: the subscribe form answers the
 same page for a new, pending, active or unsubscribed address, and every token
 that is malformed (not ``[A-Za-z0-9_-]{20,100}``, checked before the provider is
 asked) or unknown gets the same 404 page. Links carry tokens, never addresses;
-the preferences page shows the address masked (``ng***@example.org``).
+personal pages show the address masked (``ng***@example.org``).
 
 Forms carry a stateless CSRF token, ``<issued>.<HMAC(secret, purpose, token, issued)>``,
 valid for two hours, and a POST is refused when ``Origin`` or ``Sec-Fetch-Site``
@@ -125,7 +126,9 @@ class SubscriptionProvider(Protocol):
         """
         ...
 
-    async def confirm(self, token: str) -> Subscriber | None: ...
+    async def confirm(self, token: str) -> Subscriber | None:
+        """Pending -> active (an active one stays so); None for an unknown token or any other status."""
+        ...
 
     async def subscriber(self, token: str) -> Subscriber | None: ...
 
@@ -416,7 +419,7 @@ class SubscriptionPages:
         self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
         self.routes = [
             Route("/dang-ky", self.subscribe, methods=["GET", "POST"]),
-            Route("/xac-nhan/{token:path}", self.confirm, methods=["GET"]),
+            Route("/xac-nhan/{token:path}", self.confirm, methods=["GET", "POST"]),
             Route("/tuy-chon/{token:path}", self.preferences, methods=["GET", "POST"]),
             Route("/huy/{token:path}", self.unsubscribe, methods=["GET", "POST"]),
         ]
@@ -470,9 +473,28 @@ class SubscriptionPages:
         token = _token(request)
         if token is None:
             return self._invalid_link()
-        if request.method == "HEAD":  # a HEAD changes nothing
-            known = await self.provider.subscriber(token) is not None
-            return self._invalid_link() if not known else Response(headers=self._headers())
+        if request.method != "POST":  # mail scanners open every link: only the button confirms
+            subscriber = await self.provider.subscriber(token)
+            # Confirming works for pending and active subscribers only; any other link is dead.
+            if subscriber is None or subscriber.status not in ("pending", "active"):
+                return self._invalid_link()
+            return self._render(
+                "subscribe_confirm.html",
+                home="../",
+                masked=mask_address(subscriber.address),
+                digest_title=self._digest_title(subscriber.digest),
+                confirmed=subscriber.status == "active",
+                csrf=self.csrf.issue("confirm", token),
+                preferences=f"../tuy-chon/{token}",
+            )
+        if not self._same_site(request):
+            return self._expired(f"xac-nhan/{token}")
+        try:
+            form = await _read_form(request)
+        except _BadForm as exc:
+            return self._bad_form(exc.status)
+        if not self.csrf.valid(form.one(CSRF_FIELD), "confirm", token):
+            return self._expired(f"xac-nhan/{token}")
         subscriber = await self.provider.confirm(token)
         if subscriber is None:
             return self._invalid_link()
@@ -584,7 +606,9 @@ class SubscriptionPages:
         return _origin(origin) in own
 
     def _headers(self) -> dict[str, str]:
-        # Personal pages, with CSRF tokens: never cached, never indexed.
+        # Personal pages, with CSRF tokens: never cached, never indexed. The referrer policy
+        # stays strict-origin-when-cross-origin (no path, so no token, leaves the site): with
+        # no-referrer, browsers send "Origin: null" with the buttons' POSTs, which _same_site refuses.
         return {**SECURITY_HEADERS, "Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 
     def _render(self, template: str, *, status: int = 200, **context: object) -> HTMLResponse:
