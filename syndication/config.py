@@ -474,6 +474,13 @@ def _validate(data: Mapping[str, Any], file: Path, env: Mapping[str, str]) -> Se
     categories = _categories(c, data.get("categories", []))
     sources = _sources(c, data.get("sources", []), {cat.slug for cat in categories}, base)
     digests = _digests(c, data.get("digests", []))
+    if digests and base_url and urlsplit(base_url).scheme != "https":
+        # Every digest carries its one-click unsubscribe link, which RFC 8058 wants on https.
+        c.problem(
+            "site.base_url",
+            "digests need an https:// address (their one-click unsubscribe links are built on it), "
+            f'got "{base_url}"',
+        )
     service = _service_settings(c, c.table(data, "service"))
     retention = _retention_settings(c, c.table(data, "retention"))
 

@@ -144,3 +144,18 @@ def test_bad_digest_grace(tmp_path: Path, grace: str, problem: str) -> None:
     with pytest.raises(ConfigError) as info:
         config.load(path, environ=SECRETS)
     assert info.value.problems == [f"{path}: {problem}"]
+
+
+def test_digests_need_an_https_site(tmp_path: Path) -> None:
+    # Their one-click unsubscribe links are built on site.base_url; RFC 8058 wants https.
+    text = (GOOD + DIGESTS).replace(
+        'base_url = "https://portal.example.vn/"', 'base_url = "http://portal.example.vn/"'
+    )
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, text), environ=SECRETS)
+    assert [p.split(": ", 1)[1] for p in info.value.problems] == [
+        "site.base_url: digests need an https:// address "
+        '(their one-click unsubscribe links are built on it), got "http://portal.example.vn/"'
+    ]
+    # Without digests, an http site is fine (feeds only).
+    assert config.load(write(tmp_path, GOOD.replace("https://portal", "http://portal")), environ={})

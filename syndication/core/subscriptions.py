@@ -75,6 +75,8 @@ class SubscriptionService:
             await self._digests.send_confirmation(subscriber)
         except SyndicationError as exc:
             log.warning("confirmation e-mail to subscriber %d not sent: %s", subscriber.id, exc)
+        except Exception:  # a bug: keep its traceback in the log (a background task has no caller)
+            log.exception("confirmation e-mail to subscriber %d not sent", subscriber.id)
 
     async def drain(self) -> None:
         """Wait for confirmation mails still being sent (on shutdown, and in tests)."""
