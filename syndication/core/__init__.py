@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import random
 import secrets
-import signal
 import socket
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -844,11 +843,6 @@ def _make_parse_executor(workers: int) -> Executor | None:
     # The fork server imports the parsers once; workers forked from it share those pages.
     with contextlib.suppress(RuntimeError, ValueError):
         context.set_forkserver_preload(list(pipeline.PARSER_MODULES))
-    return ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=_parse_worker_init)
-
-
-def _parse_worker_init() -> None:
-    """In each parse process: leave Ctrl-C to the main process (which stops the pool in
-    order; a terminal sends SIGINT to the whole process group), then load the parsers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    pipeline.preload()
+    # The initializer lives in the pipeline module the workers load anyway: one defined
+    # here would make every worker import all of core (the store, mail, web templates...).
+    return ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=pipeline.worker_init)

@@ -13,6 +13,7 @@ Pure: no I/O.
 from __future__ import annotations
 
 import importlib
+import signal
 from datetime import tzinfo
 
 from syndication.types import HtmlRules, KeyedArticle, ParsedDocument
@@ -56,6 +57,13 @@ PARSER_MODULES = (
     "syndication.ingest.parse_feed",
     "syndication.ingest.parse_html",
 )
+
+
+def worker_init() -> None:
+    """The initializer of a parse process: leave Ctrl-C to the main process (it stops the
+    pool in order; a terminal sends SIGINT to the whole process group), load the parsers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    preload()
 
 
 def preload() -> None:
