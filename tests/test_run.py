@@ -219,19 +219,13 @@ def test_run_on_the_bundled_config_works_offline(tmp_path: Path) -> None:
     assert (tmp_path / "var" / "syndication.db").is_file()
 
 
-@pytest.mark.postgres
-def test_two_workers_share_one_digest_and_take_over_a_killed_ones_leases(
-    tmp_path: Path, postgres_url: str, server: TestServer, smtp: SmtpServer
-) -> None:
-    _scale_out(tmp_path, postgres_url, server, smtp)
-
-
 SUBSCRIBERS = 2000
 
 
-def _scale_out(tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer) -> None:
+def queue_digest(tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer) -> Path:
+    """2,000 subscribers and one digest issue queued in the outbox; the config file."""
     # Each worker sends at most 150 messages/s, so 2,000 take several seconds: long
-    # enough for both to take part and for one to be killed part-way.
+    # enough for both to take part, and for one to be killed part-way.
     conf = write_config(
         tmp_path, store_url, server, smtp, schedule="0 7 * * *", extra='rate = 150\npool = 2\nlease = "3s"'
     )
@@ -249,23 +243,35 @@ def _scale_out(tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpSer
     assert queued.returncode == 0, queued.stderr
     assert f"{SUBSCRIBERS} messages queued" in queued.stdout
     assert smtp.messages == []  # queued only: the workers send
+    return conf
 
+
+def all_sent(store_url: str) -> Callable[[], bool]:
+    def check() -> bool:
+        with Store(store_url) as store:
+            issue = store.list_issues("daily")[0]
+            return store.delivery_counts(issue.id)["sent"] == SUBSCRIBERS
+
+    return check
+
+
+def sent_by_owner(store_url: str) -> dict[object, int]:
+    rows = query(
+        store_url, "SELECT lease_owner, count(*) FROM deliveries WHERE status = 'sent' GROUP BY lease_owner"
+    )
+    return {owner: int(str(count)) for owner, count in rows}
+
+
+@pytest.mark.postgres
+def test_two_workers_share_one_digest(
+    tmp_path: Path, postgres_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    conf = queue_digest(tmp_path, postgres_url, server, smtp)
     one = start(conf, "worker", log=tmp_path / "one.log")
-    probe = free_port()  # the survivor also answers its probes and metrics
+    probe = free_port()  # one of them also answers its probes and metrics
     two = start(conf, "worker", "--port", str(probe), log=tmp_path / "two.log")
     try:
-        wait_for("both workers to send", lambda: len(smtp.messages) >= 400, seconds=60, proc=one)
-        one.send_signal(signal.SIGKILL)  # dies holding leased deliveries
-        one.wait(timeout=10)
-        killed_at = len(smtp.messages)
-        assert killed_at < SUBSCRIBERS, "the worker must be killed part-way"
-
-        def all_sent() -> bool:
-            with Store(store_url) as store:
-                issue = store.list_issues("daily")[0]
-                return store.delivery_counts(issue.id)["sent"] == SUBSCRIBERS
-
-        wait_for("the other worker to finish", all_sent, seconds=90, proc=two)
+        wait_for("the digest to be sent", all_sent(postgres_url), seconds=90, proc=one)
         health = json.loads(get(f"http://127.0.0.1:{probe}/healthz"))
         assert (health["status"], health["scheduler"]) == ("ok", "absent")
         metrics = get(f"http://127.0.0.1:{probe}/metrics")
@@ -278,6 +284,32 @@ def _scale_out(tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpSer
         assert f'syndication_deliveries{{status="sent"}} {float(SUBSCRIBERS)}' in metrics
         assert get(f"http://127.0.0.1:{probe}/feeds/all.rss") == ""  # a worker publishes no feeds
     finally:
+        codes = [stop(one), stop(two)]
+    assert codes == [0, 0], (tmp_path / "one.log").read_text(encoding="utf-8")
+
+    per_address = Counter(m.rcpt_tos[0] for m in smtp.messages)
+    assert len(per_address) == SUBSCRIBERS
+    assert set(per_address.values()) == {1}  # every subscriber exactly one message
+    owners = sent_by_owner(postgres_url)
+    assert len(owners) == 2, owners  # both workers did part of the work
+    assert min(owners.values()) > 0
+    assert sum(owners.values()) == SUBSCRIBERS
+
+
+@pytest.mark.postgres
+def test_a_killed_workers_leased_deliveries_are_finished_by_the_other(
+    tmp_path: Path, postgres_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    conf = queue_digest(tmp_path, postgres_url, server, smtp)
+    one = start(conf, "worker", log=tmp_path / "one.log")
+    two = start(conf, "worker", log=tmp_path / "two.log")
+    try:
+        wait_for("both workers to send", lambda: len(smtp.messages) >= 400, seconds=60, proc=one)
+        one.send_signal(signal.SIGKILL)  # dies holding leased deliveries
+        one.wait(timeout=10)
+        assert len(smtp.messages) < SUBSCRIBERS, "the worker must be killed part-way"
+        wait_for("the other worker to finish", all_sent(postgres_url), seconds=90, proc=two)
+    finally:
         if one.poll() is None:
             one.kill()
         code = stop(two)
@@ -287,25 +319,16 @@ def _scale_out(tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpSer
     message_ids = {parse(m.data)["Message-ID"] for m in smtp.messages}
     assert len(per_address) == SUBSCRIBERS  # everyone got the digest
     assert len(message_ids) == SUBSCRIBERS  # a duplicate can only repeat its Message-ID
-    duplicates = [a for a, n in per_address.items() if n > 1]
     # Only what the killed worker had in flight (2 connections x 2) or accepted but not yet
     # marked sent when it died can arrive twice.
     assert max(per_address.values()) <= 2
-    assert len(duplicates) <= 16, duplicates
-
-    owners = dict(
-        query(
-            store_url,
-            "SELECT lease_owner, count(*) FROM deliveries WHERE status = 'sent' GROUP BY lease_owner",
-        )
-    )
-    assert len(owners) == 2, owners  # both workers did part of the work
-    assert all(int(str(count)) > 0 for count in owners.values())
+    assert sum(1 for n in per_address.values() if n > 1) <= 16
     # The survivor sent what the dead one had leased, after the lease ran out.
     [(taken_over,)] = query(
-        store_url, "SELECT count(*) FROM deliveries WHERE status = 'sent' AND attempts > 1"
+        postgres_url, "SELECT count(*) FROM deliveries WHERE status = 'sent' AND attempts > 1"
     )
     assert int(str(taken_over)) > 0
+    assert len(sent_by_owner(postgres_url)) == 2
 
 
 def test_run_on_a_port_in_use_is_one_clear_error(

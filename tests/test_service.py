@@ -367,3 +367,46 @@ def test_articles_older_than_retention_are_not_stored(
 
     new, titles = asyncio.run(go())
     assert (new, titles) == (1, [ITEMS[0][1]])
+
+
+def test_a_slow_sender_keeps_its_leases_so_no_one_sends_its_rows_twice(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    # The lease (1 s) is shorter than the batch takes to send (100 messages, 0.1 s each, 8
+    # at a time: about 1.3 s): without renewing it, the second sender would take rows the
+    # first is still sending.
+    base = service_settings(tmp_path, store_url, server).path
+    base.write_text(
+        base.read_text(encoding="utf-8").replace("[mail]\n", '[mail]\nlease = "1s"\n'), encoding="utf-8"
+    )
+    settings = config.load(base, environ={})
+    people = [SubscriberData(address=f"nguoi-{n}@example.org") for n in range(100)]
+    slow = SlowTransport(0.1)
+    other = FakeTransport()
+    clock_now = [saigon(27, 7)]
+
+    def clock() -> datetime:
+        return clock_now[0]
+
+    async def go() -> int:
+        async with (
+            Syndication(settings, clock=clock, transport_factory=lambda: slow) as first,
+            Syndication(settings, clock=clock, transport_factory=lambda: other) as second,
+        ):
+            await first.upsert_subscribers(people)
+            await first.poll()
+            await first.run_digest("daily", saigon(27, 7))
+            sending = asyncio.create_task((await first.digest_service()).send(None))
+            tries = 0
+            while not sending.done():
+                await asyncio.sleep(0.2)
+                clock_now[0] += timedelta(seconds=0.2)  # the clock moves with the work
+                await (await second.digest_service()).send(None)
+                tries += 1
+            await sending
+            return tries
+
+    tries = asyncio.run(go())
+    assert tries >= 5  # the second sender kept trying past the first lease's end
+    assert other.sent == []  # and never got a row the first was still sending
+    assert sorted(r for r, _ in slow.sent) == sorted(p.address for p in people)

@@ -16,6 +16,7 @@ directly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -325,11 +326,31 @@ class DigestService:
                         await self._fail_all(deliveries, f"digest {found.digest} is no longer configured")
                         summary.failed += len(deliveries)
                         continue
-                    await self._send_batch(spec, found, deliveries, transport, summary, on_progress, stop)
+                    renewing = asyncio.create_task(self._keep_leases([d.id for d in deliveries]))
+                    try:
+                        await self._send_batch(spec, found, deliveries, transport, summary, on_progress, stop)
+                    finally:
+                        renewing.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await renewing
         finally:
             if transport is not None:
                 await transport.aclose()
         return summary
+
+    async def _keep_leases(self, ids: list[int]) -> None:
+        """While a batch is being sent, renew its leases every third of ``mail.lease``: a
+        slow server or a low rate limit must not let another worker take rows this one is
+        still sending (it would send them twice)."""
+        lease = self._settings.mail.lease
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                await self._db(
+                    self._store.renew_delivery_leases, ids, owner=self._owner, until=self._clock() + lease
+                )
+            except SyndicationError as exc:
+                log.warning("could not renew delivery leases: %s", exc)
 
     async def _fail_all(self, deliveries: Sequence[Delivery], reason: str) -> None:
         for delivery in deliveries:

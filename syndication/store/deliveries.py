@@ -322,6 +322,20 @@ def mark_failed(connection: Connection, id: int, *, owner: str, error: str, now:
     return _finish(connection, [id], owner, {"status": "failed", "last_error": error, "updated": now}) == 1
 
 
+def renew_leases(connection: Connection, ids: Sequence[int], *, owner: str, until: datetime) -> int:
+    """Extend to ``until`` the leases ``owner`` still holds on ``ids``; how many."""
+    d = deliveries.c
+    statement = (
+        update(deliveries)
+        .where(d.id.in_(bindparam("ids", expanding=True)), d.status == "sending", d.lease_owner == owner)
+        .values(lease_until=until)
+    )
+    renewed = 0
+    for part in chunks(sorted(set(ids))):
+        renewed += connection.execute(statement, {"ids": list(part)}).rowcount
+    return renewed
+
+
 def release(connection: Connection, ids: Sequence[int], *, owner: str, now: datetime) -> int:
     """Give back rows ``owner`` claimed but did not try (a stop): they are due again at once,
     as they were before the claim (``pending`` if never tried, else ``retrying``)."""

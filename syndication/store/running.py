@@ -60,6 +60,16 @@ class RunningStore:
 
     # --- deliveries -----------------------------------------------------------------
 
+    def renew_delivery_leases(self, ids: Sequence[int], *, owner: str, until: datetime) -> int:
+        """Extend to ``until`` the leases ``owner`` still holds on deliveries ``ids`` (a sender
+        that is still at work keeps its rows); how many.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("renew delivery leases", write=True) as connection:
+            return _deliveries.renew_leases(connection, ids, owner=owner, until=until)
+
     def release_deliveries(self, ids: Sequence[int], *, owner: str, now: datetime) -> int:
         """Give back deliveries ``owner`` claimed and did not try: due again at once. How many.
 
