@@ -491,7 +491,7 @@ def _loop_factory() -> Any:
 def _templates_dir() -> Path:
     """The templates shipped in the package (``syndication/web/templates`` is the
     repository's top-level ``templates/``, linked in development, copied in a wheel)."""
-    shipped = Path(__file__).parent / "web" / "templates"
+    shipped = Path(__file__).parent.parent / "web" / "templates"
     if not (shipped / "index.html").is_file():
         raise SyndicationError(f"the web templates are missing from {shipped}; reinstall syndication")
     return shipped
