@@ -1,0 +1,233 @@
+"""The long-running service and a look at it: ``syndication run``, ``worker``,
+``serve``, ``status``, and ``feeds build`` (the served feeds written to a folder).
+A thin shell over ``process`` and ``core``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from syndication import config
+from syndication.cli.common import _errors, _local, _run, _settings, _table, err, out
+from syndication.cli.sources import _print_sources
+from syndication.core import Syndication
+from syndication.errors import SyndicationError
+from syndication.scheduler import next_run
+
+app = typer.Typer()
+feeds_app = typer.Typer(help="Build the published feeds (RSS, Atom, JSON Feed).", no_args_is_help=True)
+
+
+@app.command()
+def run(
+    host: Annotated[
+        str | None, typer.Option("--host", metavar="ADDRESS", help="Listen here (default: server.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", metavar="PORT", help="Listen on this port (default: server.port).")
+    ] = None,
+    no_workers: Annotated[
+        bool,
+        typer.Option(
+            "--no-workers",
+            help="Only the scheduler and the web server; `syndication worker` processes do the work.",
+        ),
+    ] = False,
+) -> None:
+    """Run the service until stopped: poll sources on their schedules, rebuild feeds,
+    send digests on theirs, and serve feeds and subscription pages over HTTP.
+
+    One process, one event loop. Runs missed while it was down are sent once if
+    they are still within their grace period. SIGINT or SIGTERM stop it
+    gracefully (a second one at once).
+    """
+    from syndication.process import Roles, run_service
+
+    with _errors():
+        settings = _settings()
+        templates = _templates_dir()
+        workers = settings.service.workers and not no_workers
+        _service_logging()
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(
+                run_service(
+                    settings,
+                    roles=Roles(web=True, scheduler=True, workers=workers),
+                    templates=templates,
+                    host=host or settings.server.host,
+                    port=port or settings.server.port,
+                    on_warning=lambda text: err.print(text, markup=False, highlight=False),
+                )
+            )
+
+
+@app.command()
+def worker(
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address for --port (default 127.0.0.1).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", metavar="PORT", help="Also serve /healthz and /metrics of this worker on PORT."
+        ),
+    ] = 0,
+) -> None:
+    """Poll due sources and send queued deliveries until stopped, sharing the work with
+    every other worker on the same (PostgreSQL) store. No scheduler, no feeds: run one
+    `syndication run --no-workers` beside any number of these."""
+    from syndication.process import Roles, run_service
+
+    with _errors():
+        settings = _settings()
+        _service_logging()
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(
+                run_service(
+                    settings,
+                    roles=Roles(web=False, scheduler=False, workers=True),
+                    templates=Path(),
+                    host=host,
+                    port=port,
+                )
+            )
+
+
+def _service_logging() -> None:
+    """A long-running process says what it does (INFO) unless told to be quieter."""
+    logger = logging.getLogger("syndication")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", metavar="ADDRESS", help="Listen here (default: server.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", metavar="PORT", help="Listen on this port (default: server.port).")
+    ] = None,
+) -> None:
+    """Serve the feeds and the pages for people over HTTP until stopped (Ctrl-C).
+
+    Feeds are built at start and rebuilt when articles change, also when another
+    process (syndication fetch) changed them.
+    """
+    from syndication.process import Roles, run_service
+
+    with _errors():
+        settings = _settings()
+        templates = _templates_dir()
+        _service_logging()
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(
+                run_service(
+                    settings,
+                    roles=Roles(web=True, scheduler=False, workers=False),
+                    templates=templates,
+                    host=host or settings.server.host,
+                    port=port or settings.server.port,
+                    on_warning=lambda text: err.print(text, markup=False, highlight=False),
+                )
+            )
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; plain asyncio still works
+        return None
+    return uvloop.new_event_loop
+
+
+def _templates_dir() -> Path:
+    """The templates shipped in the package (``syndication/web/templates`` is the
+    repository's top-level ``templates/``, linked in development, copied in a wheel)."""
+    shipped = Path(__file__).parent.parent / "web" / "templates"
+    if not (shipped / "index.html").is_file():
+        raise SyndicationError(f"the web templates are missing from {shipped}; reinstall syndication")
+    return shipped
+
+
+@feeds_app.command("build")
+def feeds_build(
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", "-o", metavar="DIR", help="Folder to write into (created if missing)."),
+    ],
+) -> None:
+    """Write every feed (every page, three formats), the OPML list and the stylesheet to DIR,
+    with the same bytes the server sends, for nginx or a CDN."""
+    with _errors():
+        settings = _settings()
+        written = _run(_export(settings, out_dir))
+    out.print(f"wrote {len(written)} files to {out_dir}", markup=False, highlight=False)
+
+
+async def _export(settings: config.Settings, out: Path) -> list[Path]:
+    async with Syndication(settings) as syn:
+        service = await syn.feed_service()
+        try:
+            return await service.export(out)
+        except OSError as exc:
+            raise SyndicationError(f"cannot write to {out}: {exc.strerror or exc}") from exc
+
+
+@app.command()
+def status() -> None:
+    """Show sources (last and next poll, last error), digests (next run, the last issue's
+    delivered and failed counts) and subscribers by status."""
+    with _errors():
+        settings = _settings()
+        reports, digests, subscribers, nodes = _run(_status(settings))
+    tz = settings.site.tz
+    _print_sources(reports, tz, "Sources")
+    table = _table("Digests")
+    for column in ("name", "schedule", "next run", "last issue", "sent", "failed", "waiting"):
+        # (the last issue is shown by its id; `digest report` has the rest)
+        table.add_column(column, no_wrap=True)
+    now = datetime.now(tz=tz)
+    for spec, latest in digests:
+        upcoming = next_run(spec.schedule, timezone=settings.site.timezone, after=now)
+        if latest is None:
+            table.add_row(spec.name, spec.schedule, _local(upcoming, tz), "—", "", "", "")
+            continue
+        issue, counts = latest
+        waiting = counts.get("pending", 0) + counts.get("sending", 0) + counts.get("retrying", 0)
+        table.add_row(
+            spec.name,
+            spec.schedule,
+            _local(upcoming, tz),
+            str(issue.id),
+            str(counts.get("sent", 0)),
+            str(counts.get("failed", 0)),
+            str(waiting),
+        )
+    out.print(table)
+    out.print(
+        "Subscribers: " + ", ".join(f"{count} {name}" for name, count in subscribers.items()),
+        markup=False,
+        highlight=False,
+    )
+    if nodes:
+        table = _table("Processes")
+        for column in ("process", "role", "started", "last seen"):
+            table.add_column(column, no_wrap=True)
+        for node in nodes:
+            table.add_row(node.owner, node.role, _local(node.started, tz), _local(node.heartbeat, tz))
+        out.print(table)
+    else:
+        out.print("Processes: none running (start one with `syndication run`)", markup=False, highlight=False)
+
+
+async def _status(settings: config.Settings) -> tuple[Any, Any, dict[str, int], Any]:
+    async with Syndication(settings) as syn:
+        reports = await syn.source_reports()
+        digests = [(spec, await syn.latest_issue(spec.name)) for spec in settings.digests]
+        return reports, digests, await syn.subscriber_counts(), await syn.nodes()
