@@ -102,6 +102,8 @@ class OperationsService:
         self._metrics = metrics
         self._health = health
         self._snapshot = snapshot
+        # The metrics' own method, not a wrapper: it is called for every feed request.
+        self.observe_feed_request: Callable[[int], None] = metrics.observe_feed_request
 
     async def health(self) -> HealthReport:
         return await self._health()
@@ -115,9 +117,6 @@ class OperationsService:
             log.warning("metrics: cannot read the store: %s", exc)
             snapshot = None
         return self._metrics.render(snapshot)
-
-    def observe_feed_request(self, status: int) -> None:
-        self._metrics.observe_feed_request(status)
 
 
 def _ping_and_last_success(store: Store, source_ids: Sequence[str]) -> datetime | None:
