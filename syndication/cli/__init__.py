@@ -25,15 +25,19 @@ from syndication.cli.common import out, state
 
 app = typer.Typer(
     name="syndication",
-    help="Pull a news portal's articles into a store; list sources and articles.",
+    help=(
+        "Carry a news portal's articles to the people and systems who need them: pull them "
+        "from feeds and pages, publish RSS, Atom and JSON Feed, and send e-mail digests. "
+        "Start with `syndication run`."
+    ),
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 # The top-level commands, in the order `syndication --help` lists them, then the groups.
+app.add_typer(service.app)  # run, worker, serve, status first: the service is the main job
 app.add_typer(sources.app)
-app.add_typer(service.app)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.config_app, name="config")
 app.add_typer(service.feeds_app, name="feeds")
@@ -80,7 +84,7 @@ def _main(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    """Pull a news portal's articles from feeds and pages into a durable store."""
+    """Carry a news portal's articles to the people and systems who need them."""
     state.config_path = config_path
     logs.configure(level=logging.INFO if verbose else logging.ERROR, fmt=log_format.value)
 

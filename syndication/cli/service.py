@@ -69,12 +69,18 @@ def run(
 @app.command()
 def worker(
     host: Annotated[
-        str, typer.Option("--host", metavar="ADDRESS", help="Address for --port (default 127.0.0.1).")
+        str,
+        typer.Option(
+            "--host", metavar="ADDRESS", help="Address for --port (default 127.0.0.1).", show_default=False
+        ),
     ] = "127.0.0.1",
     port: Annotated[
         int,
         typer.Option(
-            "--port", metavar="PORT", help="Also serve /healthz and /metrics of this worker on PORT."
+            "--port",
+            metavar="PORT",
+            help="Also serve /healthz and /metrics of this worker on PORT (default: none).",
+            show_default=False,
         ),
     ] = 0,
 ) -> None:
