@@ -46,24 +46,9 @@ def run(
     they are still within their grace period. SIGINT or SIGTERM stop it
     gracefully (a second one at once).
     """
-    from syndication.process import Roles, run_service
-
-    with _errors():
-        settings = _settings()
-        templates = _templates_dir()
-        workers = settings.service.workers and not no_workers
-        _service_logging()
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(
-                run_service(
-                    settings,
-                    roles=Roles(web=True, scheduler=True, workers=workers),
-                    templates=templates,
-                    host=host or settings.server.host,
-                    port=port or settings.server.port,
-                    on_warning=lambda text: err.print(text, markup=False, highlight=False),
-                )
-            )
+    _run_service(
+        web=True, scheduler=True, workers=False if no_workers else None, host=host, port=port or None
+    )
 
 
 @app.command()
@@ -87,21 +72,7 @@ def worker(
     """Poll due sources and send queued deliveries until stopped, sharing the work with
     every other worker on the same (PostgreSQL) store. No scheduler, no feeds: run one
     `syndication run --no-workers` beside any number of these."""
-    from syndication.process import Roles, run_service
-
-    with _errors():
-        settings = _settings()
-        _service_logging()
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(
-                run_service(
-                    settings,
-                    roles=Roles(web=False, scheduler=False, workers=True),
-                    templates=Path(),
-                    host=host,
-                    port=port,
-                )
-            )
+    _run_service(web=False, scheduler=False, workers=True, host=host, port=port)
 
 
 def _service_logging() -> None:
@@ -125,20 +96,32 @@ def serve(
     Feeds are built at start and rebuilt when articles change, also when another
     process (syndication fetch) changed them.
     """
+    _run_service(web=True, scheduler=False, workers=False, host=host, port=port or None)
+
+
+def _run_service(
+    *, web: bool, scheduler: bool, workers: bool | None, host: str | None, port: int | None
+) -> None:
+    """Run one process of the service until stopped. ``workers`` None: as ``service.workers``
+    says; ``host`` and ``port`` None: as ``[server]`` says."""
+    # Imported here: the web server and scheduler stay out of the other commands' start-up.
     from syndication.process import Roles, run_service
 
     with _errors():
         settings = _settings()
-        templates = _templates_dir()
+        chosen = Roles(
+            web=web, scheduler=scheduler, workers=settings.service.workers if workers is None else workers
+        )
+        templates = _templates_dir() if chosen.web else Path()
         _service_logging()
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(
                 run_service(
                     settings,
-                    roles=Roles(web=True, scheduler=False, workers=False),
+                    roles=chosen,
                     templates=templates,
                     host=host or settings.server.host,
-                    port=port or settings.server.port,
+                    port=settings.server.port if port is None else port,
                     on_warning=lambda text: err.print(text, markup=False, highlight=False),
                 )
             )
