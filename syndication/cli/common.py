@@ -21,6 +21,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich import box
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from syndication import config
@@ -91,3 +92,15 @@ def _table(title: str) -> Table:
 
 def _local(when: datetime | None, tz: tzinfo) -> str:
     return when.astimezone(tz).strftime("%d/%m/%Y %H:%M") if when else "—"
+
+
+def _progress() -> Progress:
+    """A progress bar on stderr (for a terminal), gone when done."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from syndication import config, directory
-from syndication.cli.common import ListFormat, _errors, _local, _run, _settings, _table, err, out
+from syndication.cli.common import ListFormat, _errors, _local, _progress, _run, _settings, _table, err, out
 from syndication.core import Syndication
 from syndication.errors import SyndicationError
 
@@ -82,14 +81,7 @@ async def _digest_send(settings: config.Settings, name: str, dry_run: bool, queu
         if queue_only:
             return
         if err.is_terminal:
-            with Progress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-            ) as progress:
+            with _progress() as progress:
                 task = progress.add_task("Sending", total=plan.recipients or None)
                 summary = await service.send(plan.issue, on_progress=lambda n: progress.advance(task, n))
         else:

@@ -9,10 +9,20 @@ from datetime import datetime, tzinfo
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from syndication import config
-from syndication.cli.common import Format, FormatOption, _errors, _local, _run, _settings, _table, err, out
+from syndication.cli.common import (
+    Format,
+    FormatOption,
+    _errors,
+    _local,
+    _progress,
+    _run,
+    _settings,
+    _table,
+    err,
+    out,
+)
 from syndication.core import Syndication
 from syndication.types import Article, PollResult
 
@@ -62,14 +72,7 @@ async def _fetch(settings: config.Settings, source_ids: list[str] | None) -> lis
         specs = syn.select_sources(source_ids)
         if not err.is_terminal:
             return await syn.poll(source_ids)
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
+        with _progress() as progress:
             task = progress.add_task("Polling sources", total=len(specs))
             return await syn.poll(source_ids, on_result=lambda _r: progress.advance(task))
 

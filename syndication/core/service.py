@@ -120,10 +120,7 @@ class Worker:
                     task.add_done_callback(finished)
                     continue
                 freed.clear()
-                now = app.clock()
-                due = await app.next_poll()
-                wait = tick if due is None else min(tick, max(due - now, timedelta(0)))
-                await _sleep(stop, max(wait.total_seconds(), 0.05), freed)
+                await _sleep(stop, _until(await app.next_poll(), app.clock(), tick), freed)
         finally:
             if running:
                 # Stopping: the polls in flight finish (the caller bounds how long).
@@ -157,10 +154,14 @@ class Worker:
                     summary.retrying,
                     summary.failed,
                 )
-            now = app.clock()
-            due = await app.next_delivery()
-            wait = tick if due is None else min(tick, max(due - now, timedelta(0)))
-            await _sleep(stop, max(wait.total_seconds(), 0.05), self.wake)
+            await _sleep(stop, _until(await app.next_delivery(), app.clock(), tick), self.wake)
+
+
+def _until(due: datetime | None, now: datetime, tick: timedelta) -> float:
+    """Seconds to sleep before looking again: until ``due``, at most a tick (other
+    processes may make work due meanwhile), at least a moment."""
+    wait = tick if due is None else min(tick, max(due - now, timedelta(0)))
+    return max(wait.total_seconds(), 0.05)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None) -> None:
