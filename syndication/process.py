@@ -27,7 +27,6 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import uvicorn
 
@@ -36,7 +35,7 @@ from syndication.core import Syndication
 from syndication.core.operations import OperationsService
 from syndication.core.service import Worker
 from syndication.errors import SyndicationError
-from syndication.scheduler import ServiceScheduler
+from syndication.scheduler import ServiceScheduler, local_time
 from syndication.types import HealthReport
 from syndication.web.app import WebApp, create_app, create_operations_app
 from syndication.web.server import ASGIApp, bound_socket
@@ -191,8 +190,8 @@ async def _run(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # (The worker gave its source leases back as it stopped.)
         with contextlib.suppress(Exception):
-            await app.release_sources()
             await app.leave()
     log.info("stopped")
 
@@ -233,10 +232,7 @@ async def _heartbeat(app: Syndication, role: str, started: datetime, stop: async
     """Where no scheduler runs (a worker): say in the store, every tick, that we are alive."""
     tick = app.settings.service.tick.total_seconds()
     while not stop.is_set():
-        try:
-            await app.heartbeat(role, started)
-        except SyndicationError as exc:
-            log.error("could not record a heartbeat: %s", exc)  # noqa: TRY400 - our error: its message is the story
+        await app.heartbeat(role, started)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=tick)
 
@@ -250,7 +246,6 @@ def _log_start(
     scheduler: ServiceScheduler | None,
 ) -> None:
     """The first lines: where feeds are served, where digests go, when jobs run next."""
-    zone = ZoneInfo(settings.site.timezone)
     if not roles.web and port:
         log.info("health and metrics at http://%s:%d/healthz and /metrics", host, port)
     if roles.web:
@@ -275,4 +270,4 @@ def _log_start(
         log.info("no workers here: `syndication worker` processes poll sources and send deliveries")
     if scheduler is not None:
         for name, when in scheduler.next_runs():
-            log.info("next run: %s at %s", name, when.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"))
+            log.info("next run: %s at %s", name, local_time(when, settings.site.timezone))

@@ -40,9 +40,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syndication.core import Syndication
-from syndication.core.service import DigestRun
 from syndication.errors import SyndicationError
-from syndication.types import Clock, DigestSpec
+from syndication.types import Clock, DigestRun, DigestSpec
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ class ServiceScheduler:
                         "digest %s: the run of %s was missed by more than its grace period (%s) "
                         "and is skipped; its articles go into the next run",
                         spec.name,
-                        _local(missed, self._timezone),
+                        local_time(missed, self._timezone),
                         spec.grace,
                     )
         return runs, skipped
@@ -141,7 +140,8 @@ class ServiceScheduler:
         try:
             run = await self._app.run_digest(name, scheduled_for)
         except SyndicationError as exc:
-            log.error("digest %s: the run of %s failed: %s", name, _local(scheduled_for, self._timezone), exc)  # noqa: TRY400 - our error: its message is the story
+            when = local_time(scheduled_for, self._timezone)
+            log.error("digest %s: the run of %s failed: %s", name, when, exc)  # noqa: TRY400 - our error: its message is the story
             return DigestRun(digest=name, scheduled_for=scheduled_for, outcome="failed")
         if run.outcome == "planned" and self._on_planned is not None:
             self._on_planned()
@@ -167,12 +167,8 @@ class ServiceScheduler:
 
     async def beat(self) -> None:
         """Record that this process is alive (the heartbeat job; also called at start)."""
-        try:
-            await self._app.heartbeat(self._role, self._started)
-        except SyndicationError as exc:
-            log.error("could not record a heartbeat: %s", exc)  # noqa: TRY400 - our error: its message is the story
-            return
-        self.last_beat = self._clock()
+        if await self._app.heartbeat(self._role, self._started):
+            self.last_beat = self._clock()
 
     def start(self) -> None:
         """Add the jobs and start firing them on the running event loop."""
@@ -233,5 +229,6 @@ def _lookback(spec: DigestSpec) -> timedelta:
     return max(spec.period, timedelta(days=1))
 
 
-def _local(when: datetime, timezone: str) -> str:
+def local_time(when: datetime, timezone: str) -> str:
+    """``when`` as logs show a scheduled time: ``2026-11-28 07:00 +07`` in ``timezone``."""
     return when.astimezone(ZoneInfo(timezone)).strftime("%Y-%m-%d %H:%M %Z")

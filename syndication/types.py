@@ -417,6 +417,18 @@ class SendOutcome:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DigestRun:
+    """What became of one scheduled run of a digest."""
+
+    digest: str
+    scheduled_for: datetime
+    outcome: str
+    """``planned``, ``exists`` (another process or an earlier start planned it), or ``failed``."""
+    recipients: int = 0
+    issue_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NodeInfo:
     """A running process of the service, as it last reported itself in the store."""
 

@@ -43,7 +43,7 @@ from syndication.core import operations
 from syndication.core.digests import DigestService
 from syndication.core.feeds import FeedService
 from syndication.core.polling import Poller, make_parse_executor
-from syndication.core.service import NODE_EXPIRY, DigestRun
+from syndication.core.service import NODE_EXPIRY
 from syndication.core.subscriptions import SubscriptionService
 from syndication.errors import SyndicationError
 from syndication.ingest.fetch import Fetcher, HttpFetcher
@@ -54,6 +54,7 @@ from syndication.types import (
     Article,
     Clock,
     DigestIssue,
+    DigestRun,
     HealthReport,
     MetricsSnapshot,
     NodeInfo,
@@ -432,8 +433,17 @@ class Syndication:
             await self._feed_service.refresh()
         return pruned
 
-    async def heartbeat(self, role: str, started: datetime) -> None:
-        await self._db(self.store.heartbeat, owner=self.owner, role=role, started=started, now=self.clock())
+    async def heartbeat(self, role: str, started: datetime) -> bool:
+        """Record in the store that this process is alive; False (logged) when the store failed:
+        a missed heartbeat is never fatal."""
+        try:
+            await self._db(
+                self.store.heartbeat, owner=self.owner, role=role, started=started, now=self.clock()
+            )
+        except SyndicationError as exc:
+            log.error("could not record a heartbeat: %s", exc)  # noqa: TRY400 - our error: its message is the story
+            return False
+        return True
 
     async def leave(self) -> None:
         """Forget this process in the store (a clean stop)."""

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -173,15 +172,3 @@ async def _sleep(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None
     finally:
         for waiter in waiters:
             waiter.cancel()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DigestRun:
-    """What became of one scheduled run of a digest."""
-
-    digest: str
-    scheduled_for: datetime
-    outcome: str
-    """``planned``, ``exists`` (another process or an earlier start planned it), or ``failed``."""
-    recipients: int = 0
-    issue_id: int | None = None

@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, case, delete, func, literal_column, or_, select, type_coerce, update
 
@@ -39,15 +38,6 @@ from .util import chunks, insert_ignoring_conflicts
 # --- sources ------------------------------------------------------------------------
 
 
-def _free_and_due(ids: Sequence[str], now: datetime) -> list[Any]:
-    s = sources.c
-    return [
-        s.id.in_(ids),
-        or_(s.next_attempt.is_(None), s.next_attempt <= now),
-        or_(s.lease_until.is_(None), s.lease_until < now),
-    ]
-
-
 def claim_sources(
     connection: Connection,
     ids: Sequence[str],
@@ -63,7 +53,11 @@ def claim_sources(
     s = sources.c
     query = (
         select(s.id)
-        .where(*_free_and_due(ids, now))
+        .where(
+            s.id.in_(ids),
+            or_(s.next_attempt.is_(None), s.next_attempt <= now),  # due (or never polled)
+            or_(s.lease_until.is_(None), s.lease_until < now),  # free
+        )
         .order_by(s.next_attempt.asc().nulls_first(), s.id)
         .limit(limit)
     )
