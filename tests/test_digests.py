@@ -173,10 +173,15 @@ def test_failures_retry_then_fail_and_bounce(tmp_path: Path, store_url: str, ser
         plan = await service.plan("daily")
         first = await service.send(plan.issue)
         counts = await syn.delivery_counts(plan.issue.id)
-        return plan, first, counts
+        return plan, first, counts, syn.metrics.render(None).decode()
 
-    plan, first, counts = run(settings, clock, transport, go)
+    plan, first, counts, metrics = run(settings, clock, transport, go)
     assert (first.sent, first.retrying, first.failed) == (0, 1, 1)
+    # Each attempt is counted by what became of it, with the transport's time.
+    assert 'syndication_deliveries_attempted_total{result="retry"} 1.0' in metrics
+    assert 'syndication_deliveries_attempted_total{result="failed"} 1.0' in metrics
+    assert 'syndication_deliveries_attempted_total{result="sent"} 0.0' in metrics
+    assert "syndication_send_seconds_count 2.0" in metrics
     assert first.bounced == ["pho@chibo-vanphong.example.org"]
     assert counts["retrying"] == 1
     assert counts["failed"] == 1

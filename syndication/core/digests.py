@@ -416,6 +416,7 @@ class DigestService:
                     now=self._clock(),
                 )
                 return
+            took: float | None = None  # seconds the transport took, when it was asked
             if broken:
                 outcome = SendOutcome(ok=False, error=f"not sent: {broken[0]}")
             else:
@@ -426,20 +427,19 @@ class DigestService:
                     try:
                         began = time.perf_counter()
                         outcome = await transport.send(sender=sender, recipient=delivery.address, data=data)
-                        if self._on_send is not None:
-                            final = outcome.permanent or delivery.attempts >= self._settings.mail.max_attempts
-                            result = "sent" if outcome.ok else "failed" if final else "retry"
-                            self._on_send(result, time.perf_counter() - began)
+                        took = time.perf_counter() - began
                     except TransportError as exc:
                         # Nothing can be sent until the configuration or server is fixed: this
                         # is nobody's bounce. Keep every message queued and stop the run.
                         broken.append(str(exc))
                         outcome = SendOutcome(ok=False, error=f"not sent: {exc}")
             now = self._clock()
+            result = "sent" if outcome.ok else "retry"
             if outcome.ok:
                 await self._sent.add(delivery.id)
                 summary.sent += 1
             elif not broken and (outcome.permanent or delivery.attempts >= self._settings.mail.max_attempts):
+                result = "failed"
                 await self._db(
                     self._store.mark_failed,
                     delivery.id,
@@ -470,6 +470,8 @@ class DigestService:
                     now=now,
                 )
                 summary.retrying += 1
+            if took is not None and self._on_send is not None:
+                self._on_send(result, took)
             if on_progress is not None:
                 on_progress(1)
 
