@@ -20,17 +20,21 @@ from syndication.errors import SyndicationError
 from syndication.scheduler import next_run
 
 app = typer.Typer()
+
+# The listening address of `run` and `serve`.
+HostOption = Annotated[
+    str | None, typer.Option("--host", metavar="ADDRESS", help="Listen here (default: server.host).")
+]
+PortOption = Annotated[
+    int | None, typer.Option("--port", metavar="PORT", help="Listen on this port (default: server.port).")
+]
 feeds_app = typer.Typer(help="Build the published feeds (RSS, Atom, JSON Feed).", no_args_is_help=True)
 
 
 @app.command()
 def run(
-    host: Annotated[
-        str | None, typer.Option("--host", metavar="ADDRESS", help="Listen here (default: server.host).")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option("--port", metavar="PORT", help="Listen on this port (default: server.port).")
-    ] = None,
+    host: HostOption = None,
+    port: PortOption = None,
     no_workers: Annotated[
         bool,
         typer.Option(
@@ -84,12 +88,8 @@ def _service_logging() -> None:
 
 @app.command()
 def serve(
-    host: Annotated[
-        str | None, typer.Option("--host", metavar="ADDRESS", help="Listen here (default: server.host).")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option("--port", metavar="PORT", help="Listen on this port (default: server.port).")
-    ] = None,
+    host: HostOption = None,
+    port: PortOption = None,
 ) -> None:
     """Serve the feeds and the pages for people over HTTP until stopped (Ctrl-C).
 
