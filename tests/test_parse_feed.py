@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syndication.errors import ParseError
-from syndication.ingest.parse_feed import _cap_author_fields, _doctype_span, parse_feed
+from syndication.ingest.parse_feed import _cap_author_fields, _split_prolog, parse_feed
 from syndication.types import ArticleData, ParsedDocument
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -218,13 +218,12 @@ def test_quadratic_blowup_is_not_expanded() -> None:
     assert len(doc.articles[0].content_html) < 1_000_000  # expanded, it would be 5 GB
 
 
-def test_doctype_span_skips_quoted_brackets_and_comments() -> None:
-    text = '<?xml version="1.0"?>\n<!-- c --><!DOCTYPE r [<!ENTITY a "]>"><!-- ]> --><!ENTITY b \'>\'>]><r/>'
-    span = _doctype_span(text)
-    assert span is not None
-    assert text[: span[0]] + text[span[1] :] == '<?xml version="1.0"?>\n<!-- c --><r/>'
-    assert _doctype_span("<rss><!DOCTYPE x></rss>") is None
-    assert _doctype_span("<!DOCTYPE r [ <!ENTITY a 'x'>") == (0, 29)
+def test_prolog_ends_at_the_root_whatever_is_quoted_bracketed_or_commented() -> None:
+    prolog = '<?xml version="1.0"?>\n<!-- c --><!DOCTYPE r [<!ENTITY a "]>"><!-- ]> --><!ENTITY b \'>\'>]>'
+    assert _split_prolog(prolog + "<r/>") == (prolog, "<r/>", False)
+    assert _split_prolog("<rss><!DOCTYPE x></rss>") == ("", "<rss><!DOCTYPE x></rss>", False)
+    assert _split_prolog("<!DOCTYPE r [ <!ENTITY a 'x'>") == ("<!DOCTYPE r [ <!ENTITY a 'x'>", "", False)
+    assert _split_prolog("x <!-- <r> --> < 1 <?pi <r>?><r>") == ("x <!-- <r> --> < 1 <?pi <r>?>", "<r>", True)
 
 
 def test_huge_author_is_capped() -> None:

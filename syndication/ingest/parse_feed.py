@@ -6,9 +6,12 @@ picklable values, so it can run in a worker process.
 
 XML goes through feedparser, but only after we have made the document safe for it:
 we decode the bytes ourselves (feedparser turns windows-1258 labelled UTF-8 into
-mojibake), remove any DOCTYPE so no entity is ever expanded (a small document defining
-one large entity used many times exhausts memory), and cap author-like fields
-(feedparser's author/email handling is quadratic in their length). feedparser's own
+mojibake); drop everything before the root element, DOCTYPEs first, and neutralise
+every other markup declaration wherever it stands, so that no entity a source declares
+is ever expanded, by expat or by feedparser's fallback parser (a small document
+defining one large entity used many times exhausts memory); keep undefined entity
+references as text; and cap author-like fields (feedparser's author/email handling is
+quadratic in their length). feedparser's own
 HTML sanitiser and URI resolution are off: it lets ``<svg onload>``, entity-encoded
 ``javascript:`` and ``data:`` URLs through; every fragment is sanitised with nh3 in
 ``normalize.sanitize_html`` instead.
@@ -56,9 +59,12 @@ MAX_TTL = timedelta(days=7)
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
-_NAMED_ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]{1,31});")
-_XML_DECLARATION = re.compile(r"^<\?xml\b[^>]*?\?>")
-_ENCODING_PSEUDO_ATTRIBUTE = re.compile(r"""\s+encoding\s*=\s*(["'])[^"']*\1""")
+_NAMED_ENTITY = re.compile(r"&([^\W\d][\w.:-]*);")
+_UTF8_DECLARATION = '<?xml version="1.0" encoding="utf-8"?>'
+_NAME_START = re.compile(r"[^\W\d]|:")
+"""What may follow ``<`` to start an element: a letter, ``_`` or ``:``."""
+_DECLARES_ENTITIES = re.compile(r"<!ENTITY\b|<!DOCTYPE\b[^>\[]*\[", re.IGNORECASE)
+_DECLARATION_OPENERS = re.compile(r"<!--.*?(?:-->|\Z)|<!\[CDATA\[.*?(?:\]\]>|\Z)|<!", re.DOTALL)
 _AUTHOR_LIKE = re.compile(
     r"<(?:[A-Za-z_][\w.-]*:)?(?:author|name|email|creator|managingEditor|webMaster)\b[^<>]*(?<!/)>",
     re.IGNORECASE,
@@ -86,63 +92,110 @@ def parse_feed(content: bytes, *, url: str, declared_charset: str | None, tz: tz
 # ---------------------------------------------------------------- making XML safe
 
 
-def _skip_quoted(text: str, i: int) -> int:
-    """Index just after the quoted string starting at ``text[i]``."""
-    end = text.find(text[i], i + 1)
-    return len(text) if end == -1 else end + 1
-
-
-def _doctype_span(text: str) -> tuple[int, int] | None:
-    """Where the DOCTYPE declaration of the prolog is, internal subset included."""
-    i = 0
+def _markup_declaration_end(text: str, i: int) -> int:
+    """Index just after the markup declaration (``<!DOCTYPE ...>``, ``<!ENTITY ...>``) whose
+    ``<!`` is at ``text[i]``: quoted strings, comments and processing instructions skipped,
+    the brackets of an internal subset matched. ``len(text)`` when it never ends."""
     n = len(text)
-    while i < n:
-        if text[i].isspace():
-            i += 1
-        elif text.startswith("<?", i):
-            end = text.find("?>", i)
-            i = n if end == -1 else end + 2
-        elif text.startswith("<!--", i):
-            end = text.find("-->", i + 4)
-            i = n if end == -1 else end + 3
-        elif text[i : i + 9].upper() == "<!DOCTYPE":
-            break
-        else:
-            return None
-    else:
-        return None
-    start = i
-    i += 9
-    in_subset = False
+    depth = 0
+    i += 2
     while i < n:
         char = text[i]
         if char in "\"'":
-            i = _skip_quoted(text, i)
-        elif in_subset and text.startswith("<!--", i):
+            end = text.find(char, i + 1)
+            i = n if end == -1 else end + 1
+        elif text.startswith("<!--", i):
             end = text.find("-->", i + 4)
             i = n if end == -1 else end + 3
+        elif text.startswith("<?", i):
+            end = text.find("?>", i + 2)
+            i = n if end == -1 else end + 2
         elif char == "[":
-            in_subset = True
+            depth += 1
             i += 1
         elif char == "]":
-            in_subset = False
+            depth = max(depth - 1, 0)
             i += 1
-        elif char == ">" and not in_subset:
-            return start, i + 1
+        elif char == ">" and depth == 0:
+            return i + 1
         else:
             i += 1
-    return start, n
+    return n
 
 
-def _numeric_entities(text: str) -> str:
-    """HTML named entities (``&nbsp;``) as numeric references, which XML needs no DTD for."""
+def _split_prolog(text: str) -> tuple[str, str, bool]:
+    """``text`` cut where the root element's start tag begins: ``(prolog, rest, stray)``,
+    ``stray`` telling whether the prolog holds text (or a stray ``<``) besides markup.
+    The whole of ``text`` is prolog when it has no root element.
+
+    The prolog is everything before the root: the XML declaration, comments, processing
+    instructions, DOCTYPEs (internal subsets included, however many), and whatever text
+    or stray markup a broken document has there.
+    """
+    n = len(text)
+    i = 0
+    stray = False
+    while i < n:
+        lt = text.find("<", i)
+        stray = stray or bool(text[i : n if lt == -1 else lt].strip())
+        if lt == -1:
+            break
+        if text.startswith("<?", lt):
+            end = text.find("?>", lt + 2)
+            i = n if end == -1 else end + 2
+        elif text.startswith("<!--", lt):
+            end = text.find("-->", lt + 4)
+            i = n if end == -1 else end + 3
+        elif text.startswith("<!", lt):
+            i = _markup_declaration_end(text, lt)
+        elif _NAME_START.match(text, lt + 1):
+            return text[:lt], text[lt:], stray
+        else:
+            stray = True
+            i = lt + 1
+    return text, "", stray
+
+
+def _neutralise_declarations(text: str) -> tuple[str, int]:
+    """``text`` with no markup declaration left anywhere, and how many there were outside
+    comments and CDATA sections.
+
+    Every ``<!`` that opens neither a comment nor a CDATA section becomes the text
+    ``&lt;!``. Inside a comment ``<!`` becomes ``&lt;!`` (a comment means nothing);
+    inside a CDATA section the section is split there (``<]]><![CDATA[!``: the same
+    characters). So whatever a parser takes for a comment or a CDATA section,
+    ``<!DOCTYPE`` and ``<!ENTITY`` are nowhere: feedparser's fallback parser looks for
+    them with regular expressions that know neither.
+    """
+    if "<!" not in text:
+        return text, 0
+    outside = 0
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal outside
+        token = match.group(0)
+        if token.startswith("<!--"):
+            return "<!--" + token[4:].replace("<!", "&lt;!")
+        if token.startswith("<![CDATA["):
+            return "<![CDATA[" + token[9:].replace("<!", "<]]><![CDATA[!")
+        outside += 1
+        return "&lt;!"
+
+    return _DECLARATION_OPENERS.sub(replace, text), outside
+
+
+def _entity_references(text: str) -> str:
+    """Named entity references XML can read without a DTD: HTML's (``&nbsp;``) as
+    numeric references, any other name but XML's five as literal text (``&amp;zq;``):
+    no declaration of it is left, and an undefined one would make the document
+    unreadable for the strict parser."""
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
-        codepoint = html.entities.name2codepoint.get(name)
-        if name in _XML_ENTITIES or codepoint is None:
+        if name in _XML_ENTITIES:
             return match.group(0)
-        return f"&#{codepoint};"
+        codepoint = html.entities.name2codepoint.get(name)
+        return f"&amp;{name};" if codepoint is None else f"&#{codepoint};"
 
     return _NAMED_ENTITY.sub(replace, text) if "&" in text else text
 
@@ -201,26 +254,31 @@ def _cap_author_fields(text: str, limit: int = AUTHOR_FIELD_LIMIT) -> tuple[str,
 
 
 def _prepare_xml(text: str) -> tuple[bytes, list[str]]:
-    """The document as UTF-8 bytes feedparser can parse safely, and what was changed."""
+    """The document as UTF-8 bytes feedparser can parse safely, and what was changed.
+
+    Everything before the root element goes (DOCTYPEs with their entity declarations
+    first of all), a UTF-8 XML declaration takes its place, and no markup declaration
+    is left anywhere after it: no entity a source declares is ever expanded, by the
+    strict parser or by feedparser's fallback one.
+    """
     warnings: list[str] = []
-    span = _doctype_span(text)
-    if span is not None:
-        doctype = text[span[0] : span[1]]
-        text = text[: span[0]] + text[span[1] :]
+    prolog, text, stray = _split_prolog(text)
+    if _DECLARES_ENTITIES.search(prolog):
         # A bare DOCTYPE (RSS 0.91's Netscape DTD) is common and harmless: removing it
         # loses nothing, so it is not worth a warning on every poll. An internal subset
         # can define entities, which we never expand: that the publisher should hear of.
-        if "[" in doctype:
-            warnings.append("removed the DOCTYPE declaration (its entities are never expanded)")
-    text = _numeric_entities(text)
+        warnings.append("removed the DOCTYPE declaration (its entities are never expanded)")
+    if stray:
+        warnings.append("ignored text before the root element")
+    text, declarations = _neutralise_declarations(text)
+    if declarations:
+        warnings.append(f"ignored {declarations} markup declaration(s) (<!...) inside the document")
+    text = _entity_references(text)
     text, capped = _cap_author_fields(text)
     if capped:
         warnings.append(f"truncated author fields longer than {AUTHOR_FIELD_LIMIT} characters")
-    declaration = _XML_DECLARATION.match(text)
-    if declaration is not None:
-        fixed = _ENCODING_PSEUDO_ATTRIBUTE.sub("", declaration.group(0))
-        fixed = fixed.replace("?>", ' encoding="utf-8"?>') if "?>" in fixed else fixed
-        text = fixed + text[declaration.end() :]
+    # The prolog's line breaks stay, so that a parser's "line 12" is the source's line 12.
+    text = _UTF8_DECLARATION + "\n" * prolog.count("\n") + text
     return text.encode("utf-8", errors="replace"), warnings
 
 

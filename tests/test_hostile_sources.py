@@ -1,0 +1,208 @@
+"""Hostile sources against the real service: ``syndication fetch`` and ``feeds build`` as
+subprocesses (parse workers in their own processes), sources on a loopback HTTP server or
+in a ``file:`` folder, then what was stored and published is read back with real parsers.
+
+* Entity declarations wherever they stand expand nothing (stored and published sizes stay
+  small, and so does the memory of the service's processes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from tests.httpserver import TestServer
+from tests.test_cli import ROOT, syndication
+from tests.test_xml_entities import DECL, SHAPES, VALUE, rss, subset
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def server() -> Iterator[TestServer]:
+    with TestServer() as srv:
+        yield srv
+
+
+def write_config(tmp_path: Path, store_url: str, sources: str) -> Path:
+    path = tmp_path / "syndication.toml"
+    path.write_text(
+        f"""
+[site]
+title = "Cổng thông tin thử nghiệm"
+base_url = "https://syn.example.vn/"
+[storage]
+url = "{store_url}"
+[fetch]
+parse_workers = 2
+[[categories]]
+slug = "tin"
+title = "Tin tức"
+{sources}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def feed_source(source_id: str, url: str) -> str:
+    return (
+        f'[[sources]]\nid = "{source_id}"\nurl = "{url}"\ncategories = ["tin"]\n'
+        "allow_private_network = true\n"
+    )
+
+
+# -- the memory of a process tree ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_bytes: int
+    """The largest VmHWM (peak resident memory) of the command and of every process it started."""
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    pending, found = [pid], []
+    while pending:
+        children = _children(pending.pop())
+        found += children
+        pending += children
+    return found
+
+
+def _vmhwm_bytes(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def run_measured(*args: str, config: Path, log: Path) -> Measured:
+    """Run ``syndication`` like ``tests.test_cli.syndication`` and measure its peak memory:
+    the command's own from ``wait4`` (its VmHWM at exit), its descendants' (the parse
+    workers, under the fork server) by reading their VmHWM until the command ends."""
+    env = {k: v for k, v in os.environ.items() if k != "SYNDICATION_CONFIG"}
+    env["COLUMNS"] = "200"
+    cmd = [sys.executable, "-m", "syndication", "--config", str(config), *args]
+    out, err = log.with_suffix(".out"), log.with_suffix(".err")
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
+    done = threading.Event()
+    peaks: list[int] = [0]
+
+    def sample() -> None:
+        while not done.is_set():
+            for pid in _descendants(proc.pid):
+                peaks[0] = max(peaks[0], _vmhwm_bytes(pid))
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return Measured(
+        returncode=proc.returncode,
+        stdout=out.read_text(encoding="utf-8"),
+        stderr=err.read_text(encoding="utf-8"),
+        peak_bytes=max(peaks[0], usage.ru_maxrss * 1024),
+    )
+
+
+def stored_articles(conf: Path) -> dict[str, list[dict[str, object]]]:
+    """Every stored article, by source id."""
+    listed = syndication("articles", "--format", "json", "--limit", "1000", config=conf)
+    assert listed.returncode == 0, listed.stderr
+    by_source: dict[str, list[dict[str, object]]] = {}
+    for article in json.loads(listed.stdout):
+        by_source.setdefault(article["source"], []).append(article)
+    return by_source
+
+
+def build_feeds(conf: Path, out: Path) -> Path:
+    built = syndication("feeds", "build", "--out", str(out), config=conf)
+    assert built.returncode == 0, built.stderr
+    return out / "feeds"
+
+
+# -- entity declarations ----------------------------------------------------------------------
+
+BIG_VALUE = "A" * 10_000
+BIG_REFS = "&zq;" * 6_000
+"""Like the issue's 22 KB feed, twice the references: expanded, a 60,000,000-character article."""
+PEAK_LIMIT = 250 * MIB
+"""Generous: polling these sources without expanding anything peaks near 100 MiB in every
+process; expanding the big document takes several times that."""
+
+
+def test_entity_declarations_anywhere_expand_nothing_in_storage_feeds_or_memory(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    sources = ""
+    ids: dict[str, str] = {}
+    for n, (shape, document) in enumerate(SHAPES.items(), start=1):
+        ids[f"s{n}"] = shape
+        server.add(f"/s{n}.rss", document(n), content_type="application/rss+xml")
+        sources += feed_source(f"s{n}", server.url(f"/s{n}.rss"))
+    big = "x\n" + subset(f'<!ENTITY zq "{BIG_VALUE}">') + rss(f"Nội dung thật {BIG_REFS}", n=100)
+    assert len(big) < 40_000
+    server.add("/big.rss", big.encode(), content_type="application/rss+xml")
+    sources += feed_source("big", server.url("/big.rss"))
+    conf = write_config(tmp_path, store_url, sources)
+
+    fetched = run_measured("fetch", config=conf, log=tmp_path / "fetch")
+
+    assert fetched.returncode == 0, fetched.stderr
+    assert "Traceback" not in fetched.stderr
+    assert fetched.peak_bytes < PEAK_LIMIT, f"peak {fetched.peak_bytes / MIB:.0f} MiB"
+    stored = stored_articles(conf)
+    for source_id, shape in {**ids, "big": "the issue's feed"}.items():
+        (article,) = stored[source_id]
+        content = str(article["content_html"])
+        assert "Nội dung thật" in content, shape
+        assert len(content) < 50_000, (shape, len(content))
+        assert VALUE not in content, shape
+        assert BIG_VALUE[:1000] not in content, shape
+    feeds = build_feeds(conf, tmp_path / "site")
+    published = (feeds / "all.rss").read_bytes()
+    assert len(published) < 2 * MIB, len(published)
+    channel = etree.fromstring(published).find("channel")
+    assert channel is not None
+    items = channel.findall("item")
+    assert len(items) == len(SHAPES) + 1
+    text = "".join(str(piece) for piece in channel.itertext())
+    assert VALUE not in text
+    assert BIG_VALUE[:1000] not in text
+    assert DECL not in text
