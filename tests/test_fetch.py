@@ -196,6 +196,33 @@ def test_redirect_to_other_schemes_refused(server: TestServer, target: str) -> N
     assert error.url == server.url("/evil")
 
 
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("http://xn--/", 'invalid host name "xn--": Malformed A-label'),
+        ("http://tin.xn--zz-.vn/a.rss", 'invalid host name "tin.xn--zz-.vn": A-label must not end'),
+        ("http://" + "a" * 64 + ".vn/", "a label is empty or longer than 63 characters"),
+        ("http://a..vn/", 'invalid host name "a..vn": a label is empty'),
+        ("http://exämple..com/", "Invalid IDNA hostname"),
+    ],
+)
+def test_redirect_to_a_malformed_host_name_is_a_named_error(
+    server: TestServer, target: str, problem: str
+) -> None:
+    server.redirect("/idna", target)
+    error = fetch_error(server.url("/idna"))
+    assert str(error).startswith(f"refused redirect to {target}: ")
+    assert problem in str(error)
+    assert (error.url, error.status) == (server.url("/idna"), 302)
+
+
+@pytest.mark.parametrize("url", ["http://xn--/", "https://" + "b" * 64 + ".vn/tin.rss"])
+def test_a_malformed_host_name_is_a_named_error(url: str) -> None:
+    error = fetch_error(url, private=False)
+    assert str(error).startswith("invalid host name")
+    assert error.url == url
+
+
 def test_unexpected_status(server: TestServer) -> None:
     server.add("/choices", b"", status=300)
     error = fetch_error(server.url("/choices"))

@@ -4,6 +4,8 @@ in a ``file:`` folder, then what was stored and published is read back with real
 
 * Entity declarations wherever they stand expand nothing (stored and published sizes stay
   small, and so does the memory of the service's processes).
+* A malformed international host name is a configuration error in a source URL, a named
+  fetch error in a redirect, and a warning for one link of a listing; never a crash.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import pytest
 from lxml import etree
 
 from tests.httpserver import TestServer
-from tests.test_cli import ROOT, syndication
+from tests.test_cli import DATA, ROOT, syndication
 from tests.test_xml_entities import DECL, SHAPES, VALUE, rss, subset
 
 MIB = 1024 * 1024
@@ -206,3 +208,53 @@ def test_entity_declarations_anywhere_expand_nothing_in_storage_feeds_or_memory(
     assert VALUE not in text
     assert BIG_VALUE[:1000] not in text
     assert DECL not in text
+
+
+# -- malformed international host names --------------------------------------------------------
+
+
+def html_source(source_id: str, url: str, links: str = "ul.tin a") -> str:
+    return (
+        f'[[sources]]\nid = "{source_id}"\nkind = "html"\nurl = "{url}"\ncategories = ["tin"]\n'
+        f'allow_private_network = true\n[sources.html]\nlinks = "{links}"\n'
+    )
+
+
+def test_malformed_host_names_are_a_config_error_or_named_fetch_errors(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    bad = write_config(tmp_path, store_url, feed_source("hong", "http://xn--/tin.rss"))
+    checked = syndication("config", "check", config=bad)
+    assert checked.returncode == 2, checked.stdout
+    problem = 'invalid host name "xn--": Malformed A-label, no Punycode eligible content found'
+    assert checked.stderr.splitlines() == [f"{bad}: sources[0].url: {problem}"]
+
+    server.redirect("/chuyen.rss", "http://xn--/tin.rss")
+    page = (DATA / "portal" / "hoi-nghi-quan-triet.html").read_bytes()
+    server.add("/bai-10002.html", page, content_type="text/html; charset=utf-8")
+    server.add(
+        "/tin.html",
+        "<html><body><ul class='tin'><li><a href='http://xn--/bai-10001.html'>Bài hỏng</a></li>"
+        "<li><a href='/bai-10002.html'>Bài tốt</a></li></ul></body></html>".encode(),
+        content_type="text/html; charset=utf-8",
+    )
+    conf = write_config(
+        tmp_path,
+        store_url,
+        feed_source("chuyen", server.url("/chuyen.rss")) + html_source("portal", server.url("/tin.html")),
+    )
+
+    fetched = syndication("fetch", config=conf)
+
+    assert fetched.returncode == 0, fetched.stderr
+    assert "Traceback" not in fetched.stderr
+    assert "internal error" not in fetched.stderr
+    lines = fetched.stderr.splitlines()
+    assert f"error: chuyen: refused redirect to http://xn--/tin.rss: {problem}" in lines
+    assert any(
+        line.startswith('warning: portal: http://xn--/bai-10001.html: invalid host name "xn--"')
+        for line in lines
+    ), lines
+    stored = stored_articles(conf)
+    assert [a["url"] for a in stored["portal"]] == [server.url("/bai-10002.html")]
+    assert "chuyen" not in stored

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syndication.errors import FetchError
-from syndication.ingest.netguard import check_url, embedded_ipv4, is_internal, redact_url
+from syndication.ingest.netguard import check_url, embedded_ipv4, host_problem, is_internal, redact_url
 
 INTERNAL_V4 = [
     "0.0.0.0",  # unspecified
@@ -216,6 +216,8 @@ def test_check_url_accepts(url: str) -> None:
         ("/feed.xml", "relative URLs"),
         ("http:///feed.xml", "URL has no host"),
         ("http://[::1/feed", "invalid URL"),
+        ("http://xn--/", 'invalid host name "xn--": Malformed A-label'),
+        ("https://a..example.vn/", 'invalid host name "a..example.vn": a label is empty'),
     ],
 )
 def test_check_url_refuses(url: str, message: str) -> None:
@@ -245,3 +247,42 @@ def test_check_url_never_shows_credentials() -> None:
 )
 def test_redact_url(url: str, redacted: str) -> None:
     assert redact_url(url) == redacted
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "example.org",
+        "example.org.",  # fully qualified
+        "a_b.example.org",  # not a valid DNS name, but the resolver may know it
+        "ví-dụ.vn",
+        "xn--v-d-rma6749a.vn",  # the same, as A-labels
+        "XN--FIQS8S.cn",
+        "127.0.0.1",
+        "2001:db8::1",
+        "a" * 63 + ".vn",
+    ],
+)
+def test_host_problem_accepts_names_that_can_be_looked_up(host: str) -> None:
+    assert host_problem(host) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("", "no host name"),
+        ("xn--", "Malformed A-label, no Punycode eligible content found"),
+        ("tin.xn--zz-.vn", "A-label must not end with a hyphen"),
+        ("xn--a.vn", "not allowed"),
+        ("a" * 64 + ".vn", "a label is empty or longer than 63 characters"),
+        ("a..vn", "a label is empty or longer than 63 characters"),
+        ("exämple..com", "Empty Label"),
+        ("ä" * 70 + ".vn", "Label too long"),
+        (".".join(["a" * 60] * 5), "longer than 253 characters"),
+    ],
+)
+def test_host_problem_names_what_is_wrong(host: str, problem: str) -> None:
+    found = host_problem(host)
+    assert found is not None
+    assert found.startswith(f'invalid host name "{host}": ' if host else "no host name")
+    assert problem in found

@@ -46,7 +46,7 @@ import httpx
 
 from syndication.errors import BlockedAddressError, FetchError
 from syndication.ingest.decide import retry_after
-from syndication.ingest.netguard import IPAddress, check_url, is_internal, redact_url
+from syndication.ingest.netguard import IPAddress, check_url, host_problem, is_internal, redact_url
 from syndication.types import Clock, FetchRequest, FetchResult
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -131,6 +131,10 @@ class HttpFetcher:
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             # Environment proxies would get their own transport, past the address check.
             trust_env=False,
+            # httpx reads a redirect's Location even when it does not follow it, and a
+            # malformed host there (``http://xn--/``) would raise from deep inside it: the
+            # target is checked first, as the response comes in.
+            event_hooks={"response": [_check_redirect]},
         )
 
     async def __aenter__(self) -> Self:
@@ -169,7 +173,7 @@ class HttpFetcher:
         with _fetch_errors(attempt):
             check_url(url)
             parsed = httpx.URL(url)
-            async with self._slot(parsed.host), asyncio.timeout(self._total_timeout):
+            async with self._slot(_host(parsed)), asyncio.timeout(self._total_timeout):
                 response = await self._open.post(parsed, data=form)
             if response.status_code >= 400:
                 raise FetchError(
@@ -192,7 +196,7 @@ class HttpFetcher:
         url = httpx.URL(request.url)
         for _ in range(self._max_redirects + 1):
             attempt.url = str(url)
-            async with self._slot(url.host), asyncio.timeout(self._total_timeout):
+            async with self._slot(_host(url)), asyncio.timeout(self._total_timeout):
                 response = await client.send(client.build_request("GET", url, headers=headers), stream=True)
                 try:
                     if response.status_code not in _REDIRECT_STATUSES:
@@ -304,6 +308,12 @@ class HttpFetcher:
             return file.read(self._max_bytes + 1), last_modified
 
 
+async def _check_redirect(response: httpx.Response) -> None:
+    """Raise ``FetchError`` for a redirect whose target we would not follow."""
+    if response.status_code in _REDIRECT_STATUSES:
+        _redirect_target(response.request.url, response)
+
+
 def _redirect_target(url: httpx.URL, response: httpx.Response) -> httpx.URL:
     location = response.headers.get("location")
     if not location:
@@ -312,14 +322,28 @@ def _redirect_target(url: httpx.URL, response: httpx.Response) -> httpx.URL:
             url=redact_url(str(url)),
             status=response.status_code,
         )
-    target = url.join(location)
-    if target.scheme not in ("http", "https"):
-        raise FetchError(
-            f"refused redirect to {redact_url(location)}: only http and https are followed",
+
+    def refused(why: str) -> FetchError:
+        return FetchError(
+            f"refused redirect to {redact_url(location)}: {why}",
             url=redact_url(str(url)),
             status=response.status_code,
         )
+
+    try:
+        target = url.join(location)
+    except httpx.InvalidURL as exc:  # e.g. an international host name IDNA refuses
+        raise refused(str(exc)) from exc
+    if target.scheme not in ("http", "https"):
+        raise refused("only http and https are followed")
+    if problem := host_problem(_host(target)):
+        raise refused(problem)
     return target
+
+
+def _host(url: httpx.URL) -> str:
+    """The host as sent (A-labels): ``url.host`` decodes A-labels, and raises on a bad one."""
+    return url.raw_host.decode("ascii")
 
 
 def _parse_content_type(value: str | None) -> tuple[str | None, str | None]:
@@ -558,6 +582,9 @@ class _Attempt:
 
 _TRANSLATED: tuple[type[BaseException], ...] = (
     _NameNotResolved,
+    # A host name the IDNA codec refuses (the resolver's or httpx's): ``check_url``
+    # refuses those first, this is the safety net.
+    UnicodeError,
     OSError,  # includes TimeoutError and ssl.SSLError
     zlib.error,
     httpx.HTTPError,
@@ -609,6 +636,8 @@ def _describe(exc: BaseException, attempt: _Attempt) -> str:
         return f"file not found: {exc.filename or attempt.safe_url}"
     if isinstance(exc, zlib.error):
         return f"could not decompress the response from {host}: {exc}"
+    if isinstance(exc, UnicodeError):
+        return f"invalid host name in {attempt.safe_url}: {exc}"
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol | httpcore.UnsupportedProtocol):
         return f"invalid URL {attempt.safe_url}: {exc}"
     cause = _root_cause(exc)

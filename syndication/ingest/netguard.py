@@ -14,14 +14,21 @@ The lists are written out here rather than taken from ``ipaddress``'s
 ``is_private``/``is_global`` properties, whose answers change between Python
 releases and which miss the embedded forms.
 
+A URL's host name must be one a resolver can be asked about: ``host_problem`` says
+why not (an empty or over-long label, an international name IDNA refuses, an ``xn--``
+label that is no valid A-label), so that a malformed name is a clear error where the
+URL comes in (configuration, redirect, link) rather than a crash deep in httpx.
+
 Pure: no I/O, no DNS, no logging.
 """
 
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from urllib.parse import urlsplit
+
+import idna
 
 from syndication.errors import FetchError
 
@@ -120,14 +127,44 @@ def embedded_ipv4(ip: IPv6Address) -> tuple[IPv4Address, ...]:
     return tuple(carried)
 
 
+def host_problem(host: str) -> str | None:
+    """Why ``host`` (a URL's host name as ``urlsplit`` gives it) is no name to look up, or
+    ``None`` when it is one: an IP address, or labels of 1 to 63 characters (253 in all),
+    an international name IDNA 2008 accepts, every ``xn--`` label a valid A-label."""
+    if not host:
+        return "no host name"
+    try:
+        ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    name = host.removesuffix(".")  # a fully qualified name may end with a dot
+    try:
+        # As httpx does: an international name is encoded to A-labels...
+        ascii_name = name if name.isascii() else idna.encode(name.lower()).decode("ascii")
+        labels = ascii_name.split(".")
+        for label in labels:
+            if not label or len(label) > 63:
+                return f'invalid host name "{host}": a label is empty or longer than 63 characters'
+            if label[:4].lower() == "xn--":
+                idna.decode(label)  # ...and a name with an A-label decoded for display
+    except idna.IDNAError as exc:
+        return f'invalid host name "{host}": {exc}'
+    if len(ascii_name) > 253:
+        return f'invalid host name "{host}": longer than 253 characters'
+    return None
+
+
 def check_url(url: str) -> None:
-    """Accept only absolute http and https URLs with a host.
+    """Accept only absolute http and https URLs with a host name that can be looked up.
 
     User information (``user:password@``) is allowed, but never shown: error
     messages carry ``redact_url(url)``.
 
     Raises:
-        FetchError: the scheme is not http or https, or the URL has no host.
+        FetchError: the scheme is not http or https, or the URL has no host, or a
+            malformed one (``host_problem``).
     """
     safe = redact_url(url)
     try:
@@ -141,6 +178,8 @@ def check_url(url: str) -> None:
         raise FetchError(f"{shown} not fetched (only http and https): {safe}", url=safe)
     if not host:
         raise FetchError(f"URL has no host: {safe}", url=safe)
+    if problem := host_problem(host):
+        raise FetchError(problem, url=safe)
 
 
 def redact_url(url: str) -> str:
