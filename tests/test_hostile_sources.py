@@ -6,6 +6,8 @@ in a ``file:`` folder, then what was stored and published is read back with real
   small, and so does the memory of the service's processes).
 * A malformed international host name is a configuration error in a source URL, a named
   fetch error in a redirect, and a warning for one link of a listing; never a crash.
+* A ``file:`` portal listing (a mirrored portal whose pages someone else can influence)
+  reads nothing outside its folder, whatever the encoding, symlink or system file.
 """
 
 from __future__ import annotations
@@ -258,3 +260,57 @@ def test_malformed_host_names_are_a_config_error_or_named_fetch_errors(
     stored = stored_articles(conf)
     assert [a["url"] for a in stored["portal"]] == [server.url("/bai-10002.html")]
     assert "chuyen" not in stored
+
+
+# -- file: listings ---------------------------------------------------------------------------
+
+SECRET = "MẬT-KHẨU-NGOÀI-THƯ-MỤC-7c1f"
+ENV_SECRET = "BIEN-MOI-TRUONG-BI-MAT-93ad"
+
+
+def test_a_file_listing_reads_nothing_outside_its_folder(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read by the service from its own environment, were /proc/self/environ ever read.
+    monkeypatch.setenv("SYNDICATION_TEST_SECRET", ENV_SECRET)
+    folder = tmp_path / "mirror" / "tin"
+    folder.mkdir(parents=True)
+    page = (DATA / "portal" / "hoi-nghi-quan-triet.html").read_text(encoding="utf-8")
+    (folder / "hoi-nghi-10001.html").write_text(page, encoding="utf-8")
+    outside = tmp_path / "bi-mat-10009.html"
+    outside.write_text(page.replace("Hội nghị", f"{SECRET} Hội nghị"), encoding="utf-8")
+    (folder / "lien-ket-10010.html").symlink_to(outside)
+    up = "%2e%2e/" * 30
+    hrefs = [
+        "hoi-nghi-10001.html",
+        "%2e%2e/%2e%2e/bi-mat-10009.html",
+        "%252e%252e/%252e%252e/bi-mat-10009.html",
+        "lien-ket-10010.html",
+        f"{up}proc/self/environ",
+        "file:///proc/self/environ",
+        f"{up}etc/passwd",
+    ]
+    listing = folder / "danh-sach.html"
+    listing.write_text(
+        "<html><body><ul class='tin'>"
+        + "".join(f"<li><a href='{h}'>Bài số {i}</a></li>" for i, h in enumerate(hrefs))
+        + "</ul></body></html>",
+        encoding="utf-8",
+    )
+    conf = write_config(tmp_path, store_url, html_source("mirror", listing.as_uri()))
+
+    fetched = syndication("fetch", config=conf)
+    site = build_feeds(conf, tmp_path / "site")
+
+    assert fetched.returncode == 0, fetched.stderr
+    assert "Traceback" not in fetched.stderr
+    assert "warning: mirror: " in fetched.stderr  # the symlink, refused when read
+    stored = syndication("articles", "--format", "json", "--limit", "100", config=conf)
+    published = stored.stdout + "".join(p.read_text(encoding="utf-8") for p in site.iterdir())
+    for leaked in (SECRET, ENV_SECRET, "SYNDICATION_TEST_SECRET", "root:x:0:0", "/bin/sh"):
+        assert leaked not in published, leaked
+    # The one article inside the folder (an offline copy: stored under its canonical link).
+    (article,) = json.loads(stored.stdout)
+    assert str(article["url"]).endswith(
+        "/dang-bo-khoi-to-chuc-hoi-nghi-hoc-tap-quan-triet-nghi-quyet-trung-uong-10452.html"
+    )

@@ -14,6 +14,11 @@ The lists are written out here rather than taken from ``ipaddress``'s
 ``is_private``/``is_global`` properties, whose answers change between Python
 releases and which miss the embedded forms.
 
+A ``file:`` URL is read only outside the system's own folders (``/proc``, ``/sys``,
+``/dev``), and one linked from a ``file:`` listing only inside that listing's folder.
+``file_problem`` checks what the URL says (percent-decoded once, and again until
+nothing changes, ``..`` resolved); ``fetch`` checks again where symlinks lead.
+
 A URL's host name must be one a resolver can be asked about: ``host_problem`` says
 why not (an empty or over-long label, an international name IDNA refuses, an ``xn--``
 label that is no valid A-label), so that a malformed name is a clear error where the
@@ -24,9 +29,10 @@ Pure: no I/O, no DNS, no logging.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import idna
 
@@ -86,6 +92,9 @@ _SIX_TO_FOUR = IPv6Network("2002::/16")
 # ISATAP interface identifiers: 0000:5efe or 0200:5efe (with the group and
 # universal/local bits in either state), followed by the IPv4 address.
 _ISATAP_MARKERS = frozenset(bytes((flags, 0, 0x5E, 0xFE)) for flags in (0x00, 0x01, 0x02, 0x03))
+
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
+"""Never read through a ``file:`` URL: the process's environment, the kernel's state, devices."""
 
 _HTTP_SCHEMES = frozenset({"http", "https"})
 _USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@")
@@ -185,3 +194,75 @@ def check_url(url: str) -> None:
 def redact_url(url: str) -> str:
     """``url`` without its user information (``user:password@``), for messages and results."""
     return _USERINFO.sub(r"\g<head>", url, count=1)
+
+
+def file_path(url: str) -> str | None:
+    """The absolute local path a ``file:`` URL names, percent-decoded and with ``.`` and
+    ``..`` resolved (lexically: symlinks are for the caller); ``None`` when ``url`` is not
+    a ``file:`` URL of this machine with an absolute path."""
+    paths = _file_paths(url)
+    return None if paths is None else paths[0]
+
+
+def _file_paths(url: str) -> tuple[str, str] | None:
+    """``file_path``, and the same with the path percent-decoded until nothing changes."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    once = unquote(parts.path)
+    if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost") or not once.startswith("/"):
+        return None
+    return _normal(once), _normal(_decoded(once))
+
+
+def inside(path: str, folder: str) -> bool:
+    """Whether the normal absolute ``path`` is ``folder`` or lies under it."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def in_system_folder(path: str) -> bool:
+    """Whether the normal absolute ``path`` lies in one of ``SYSTEM_FOLDERS``."""
+    return any(inside(path, folder) for folder in SYSTEM_FOLDERS)
+
+
+def file_problem(url: str, *, listing: str | None) -> str | None:
+    """Why the ``file:`` URL ``url`` must not be read, or ``None``: it is not a local
+    absolute file URL, holds a NUL, is in a system folder, or (when it is a link of
+    ``listing``) leads outside the folder of that listing, which must be a ``file:`` URL
+    too. Both the path decoded once, as it is read, and the path decoded until nothing
+    changes (``%252e%252e``) are checked, so no later decoding can lead anywhere else.
+    """
+    paths = _file_paths(url)
+    if paths is None:
+        return f"not a local absolute file URL: {url}"
+    path, fully = paths
+    if "\0" in fully:
+        return f"refused: a NUL character in {url}"
+    if listing is not None:
+        listing_path = file_path(listing)
+        if listing_path is None:
+            return f"refused: {url} is linked from {listing}, which is not a local file"
+        folder = posixpath.dirname(listing_path)
+        if not (inside(path, folder) and inside(fully, folder)):
+            return f"refused: {fully} is outside the folder of the listing ({folder})"
+    if in_system_folder(path) or in_system_folder(fully):
+        return f"refused: {fully} is in a system folder ({', '.join(SYSTEM_FOLDERS)})"
+    return None
+
+
+def _normal(path: str) -> str:
+    # normpath keeps a leading "//" (POSIX leaves its meaning open); no file system here does.
+    return "/" + posixpath.normpath(path).lstrip("/")
+
+
+def _decoded(path: str) -> str:
+    """``path`` percent-decoded until nothing changes (a few rounds at most)."""
+    for _ in range(8):
+        if "%" not in path:
+            break
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    return path
