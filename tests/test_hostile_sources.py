@@ -8,6 +8,8 @@ in a ``file:`` folder, then what was stored and published is read back with real
   fetch error in a redirect, and a warning for one link of a listing; never a crash.
 * A ``file:`` portal listing (a mirrored portal whose pages someone else can influence)
   reads nothing outside its folder, whatever the encoding, symlink or system file.
+* Authors are plain text, published escaped like titles; no bidi control survives in a
+  title, an author or a link text.
 """
 
 from __future__ import annotations
@@ -314,3 +316,48 @@ def test_a_file_listing_reads_nothing_outside_its_folder(
     assert str(article["url"]).endswith(
         "/dang-bo-khoi-to-chuc-hoi-nghi-hoc-tap-quan-triet-nghi-quyet-trung-uong-10452.html"
     )
+
+
+# -- authors and bidi controls ----------------------------------------------------------------
+
+RLO, PDF, RLI, PDI = "\u202e", "\u202c", "\u2067", "\u2069"
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+ATOM = "http://www.w3.org/2005/Atom"
+DC = "http://purl.org/dc/elements/1.1/"
+
+
+def test_authors_are_plain_text_and_bidi_controls_are_gone_from_every_published_feed(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    feed = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Kênh</title>'
+        "<link>https://p.example.vn/</link><item>"
+        f"<title>Bản tin {RLO}lmth.exe{PDF} mới</title><link>https://p.example.vn/bai-1.html</link>"
+        "<dc:creator>&lt;script&gt;alert(1)&lt;/script&gt; Nguyễn Văn A</dc:creator>"
+        "<description>&lt;p&gt;Xem &lt;a href='https://p.example.vn/x'&gt;"
+        f"{RLI}tệp đính kèm{PDI}&lt;/a&gt;&lt;/p&gt;</description></item></channel></rss>"
+    )
+    server.add("/tin.rss", feed.encode())
+    conf = write_config(tmp_path, store_url, feed_source("tin", server.url("/tin.rss")))
+
+    fetched = syndication("fetch", config=conf)
+    feeds = build_feeds(conf, tmp_path / "site")
+
+    assert fetched.returncode == 0, fetched.stderr
+    rss_item = etree.parse(str(feeds / "all.rss")).find("channel/item")
+    assert rss_item is not None
+    assert rss_item.findtext(f"{{{DC}}}creator") == "Nguyễn Văn A"
+    assert rss_item.findtext("title") == "Bản tin lmth.exe mới"
+    entry = etree.parse(str(feeds / "all.atom")).find(f"{{{ATOM}}}entry")
+    assert entry is not None
+    assert entry.findtext(f"{{{ATOM}}}author/{{{ATOM}}}name") == "Nguyễn Văn A"
+    assert entry.findtext(f"{{{ATOM}}}title") == "Bản tin lmth.exe mới"
+    (item,) = json.loads((feeds / "all.json").read_text(encoding="utf-8"))["items"]
+    assert item["authors"] == [{"name": "Nguyễn Văn A"}]
+    assert item["title"] == "Bản tin lmth.exe mới"
+    assert ">tệp đính kèm</a>" in item["content_html"]
+    for path in feeds.iterdir():
+        published = path.read_text(encoding="utf-8")
+        assert "alert(1)" not in published, path.name
+        assert not any(char in published for char in BIDI), path.name

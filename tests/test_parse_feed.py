@@ -243,6 +243,53 @@ def test_huge_author_is_capped() -> None:
     assert doc.articles[1].author.startswith("Nguyễn Nguyễn")
 
 
+RLO, PDF, RLI, PDI = "\u202e", "\u202c", "\u2067", "\u2069"
+
+
+def test_authors_are_plain_text_and_one_line_fields_have_no_bidi_controls() -> None:
+    content = (
+        '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Kênh</title>'
+        "<item><title>Bản tin &lt;b&gt;đặc biệt&lt;/b&gt; " + RLO + "lmth.exe" + PDF + "</title>"
+        "<link>https://p.example.vn/1.html</link>"
+        "<dc:creator>&lt;script&gt;alert(1)&lt;/script&gt; Nguyễn Văn A</dc:creator>"
+        "<description>&lt;a href='https://p.example.vn/x'&gt;"
+        + RLI
+        + "Xem"
+        + PDI
+        + "&lt;/a&gt;</description>"
+        "</item>"
+        "<item><title>Hai</title>"
+        "<author>ba@p.example.vn (&lt;img src=x onerror=alert(1)&gt;Trần Thị B)</author></item>"
+        "</channel></rss>"
+    ).encode()
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>Kênh</title><id>urn:x</id>'
+        "<entry><title>Ba</title><id>urn:3</id>"
+        "<author><name>Lê &lt;i&gt;Văn&lt;/i&gt; C</name></author>"
+        "<author><name>" + RLO + "Phạm D</name></author></entry></feed>"
+    ).encode()
+    json_feed = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "Kênh",
+            "items": [{"id": "4", "title": RLO + "Bốn", "authors": [{"name": "Hoàng E" + PDI}]}],
+        }
+    ).encode()
+
+    first, second = parse_bytes(content).articles
+    (third,) = parse_bytes(atom).articles
+    (fourth,) = parse_bytes(json_feed).articles
+
+    assert first.author == "Nguyễn Văn A"
+    assert first.title == "Bản tin đặc biệt lmth.exe"
+    assert RLI not in first.content_html
+    assert PDI not in first.content_html
+    assert ">Xem</a>" in first.content_html
+    assert second.author == "Trần Thị B"
+    assert third.author == "Lê Văn C, Phạm D"
+    assert (fourth.title, fourth.author) == ("Bốn", "Hoàng E")
+
+
 def test_cap_author_fields() -> None:
     capped, changed = _cap_author_fields("<author>" + "&amp;" * 300 + "</author><name>ok</name>", limit=12)
     assert (capped, changed) == ("<author>&amp;&amp;</author><name>ok</name>", True)

@@ -354,15 +354,21 @@ def _feed_date(mapping: object, key: str, tz: tzinfo) -> datetime | None:
         return None
 
 
+def _author_text(value: str) -> str:
+    # Plain text, like titles: publishers escape markup into author fields too
+    # (``<dc:creator>&lt;script&gt;...``), and no real name contains a tag.
+    return clean_line(html_to_text(value, limit=AUTHOR_LIMIT), limit=AUTHOR_LIMIT)
+
+
 def _authors(mapping: object) -> str:
     names: list[str] = []
     for detail in _get(mapping, "authors") or []:
         if isinstance(detail, Mapping):
-            name = clean_line(_string(detail, "name"), limit=AUTHOR_LIMIT)
+            name = _author_text(_string(detail, "name"))
             if name and name not in names:
                 names.append(name)
     if not names:
-        return clean_line(_string(mapping, "author"), limit=AUTHOR_LIMIT)
+        return _author_text(_string(mapping, "author"))
     return clean_line(", ".join(names), limit=AUTHOR_LIMIT)
 
 
