@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syndication.errors import ParseError
-from syndication.ingest.parse_feed import _cap_author_fields, _split_prolog, parse_feed
+from syndication.ingest.parse_feed import parse_feed
+from syndication.ingest.xml_safety import _cap_author_fields, _split_prolog
 from syndication.types import ArticleData, ParsedDocument
 
 FEEDS = Path(__file__).parent / "data" / "feeds"

@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syndication.errors import ParseError
-from syndication.ingest.parse_feed import _prepare_xml, parse_feed
+from syndication.ingest.parse_feed import parse_feed
+from syndication.ingest.xml_safety import prepare_xml
 from syndication.types import ParsedDocument
 
 SAIGON = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -119,7 +120,7 @@ def test_no_declared_entity_is_ever_expanded(shape: str) -> None:
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_feedparser_never_sees_an_entity_declaration(shape: str) -> None:
-    prepared, _warnings = _prepare_xml(parse_text(SHAPES[shape](1)))
+    prepared, _warnings = prepare_xml(parse_text(SHAPES[shape](1)))
 
     assert re.search(rb"<!\s*(?:doctype|entity)", prepared, re.IGNORECASE) is None
 
@@ -201,7 +202,7 @@ PIECES = [
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(PIECES), max_size=30).map("".join), st.booleans())
 def test_any_arrangement_of_declarations_expands_nothing(document: str, bom: bool) -> None:
-    prepared, _warnings = _prepare_xml(document)
+    prepared, _warnings = prepare_xml(document)
     assert re.search(rb"<!\s*(?:doctype|entity)", prepared, re.IGNORECASE) is None
 
     content = ("\ufeff" if bom else "") + document

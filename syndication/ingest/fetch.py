@@ -18,9 +18,9 @@
   ``_fetch_errors``, chained with ``raise ... from``.
 * User information in a URL (``user:password@``) is used for the request but
   never appears in a message, an error's ``url`` or a result's ``url``.
-* A ``file:`` URL is never read in ``/proc``, ``/sys`` or ``/dev``, and one linked
-  from a ``file:`` listing only inside that listing's folder, however it is encoded
-  and wherever its symlinks lead; only regular files are read.
+* A ``file:`` URL is read by ``local_files`` (never in ``/proc``, ``/sys`` or ``/dev``,
+  and one linked from a ``file:`` listing only inside that listing's folder); its
+  ``OSError`` becomes a ``FetchError`` here like any other.
 
 It must not parse content, touch the store, or read the wall clock (``clock``
 is injected; it stamps ``Retry-After``).
@@ -30,11 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import errno
 import functools
-import mimetypes
-import os
 import socket
 import ssl
 import zlib
@@ -42,7 +38,6 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import ip_address
-from stat import S_ISDIR, S_ISREG
 from typing import Protocol, Self
 from urllib.parse import urlsplit
 
@@ -51,17 +46,8 @@ import httpx
 
 from syndication.errors import BlockedAddressError, FetchError
 from syndication.ingest.decide import retry_after
-from syndication.ingest.netguard import (
-    IPAddress,
-    check_url,
-    file_path,
-    file_problem,
-    host_problem,
-    in_system_folder,
-    inside,
-    is_internal,
-    redact_url,
-)
+from syndication.ingest.local_files import read_file_url
+from syndication.ingest.netguard import IPAddress, check_url, host_problem, is_internal, redact_url
 from syndication.types import Clock, FetchRequest, FetchResult
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -290,64 +276,13 @@ class HttpFetcher:
     # -- file: ------------------------------------------------------------------------
 
     async def _fetch_file(self, request: FetchRequest) -> FetchResult:
-        if problem := file_problem(request.url, listing=request.listing):
-            raise FetchError(problem, url=request.url)
-        path = file_path(request.url)
-        assert path is not None  # file_problem said it is a local absolute file URL
-        listing = file_path(request.listing) if request.listing else None
-        folder = os.path.dirname(listing) if listing else None
-        content, last_modified = await asyncio.to_thread(
-            self._read_file, request.url, path, folder, request.last_modified
+        return await asyncio.to_thread(
+            read_file_url,
+            request.url,
+            listing=request.listing,
+            last_modified=request.last_modified,
+            max_bytes=self._max_bytes,
         )
-        if content is not None and len(content) > self._max_bytes:
-            raise FetchError(f"file larger than {self._max_bytes} bytes: {path}", url=request.url)
-        status = 200 if content is not None else 304
-        content_type = mimetypes.guess_type(path)[0]
-        headers = {"last-modified": last_modified}
-        if content_type:
-            headers["content-type"] = content_type
-        return FetchResult(
-            url=request.url,
-            status=status,
-            content=content or b"",
-            headers=headers,
-            last_modified=last_modified,
-            content_type=content_type,
-        )
-
-    def _read_file(
-        self, url: str, path: str, folder: str | None, known: str | None
-    ) -> tuple[bytes | None, str]:
-        """The file's Last-Modified and content (``None`` when that matches ``known``).
-
-        Where symlinks lead is checked like the path itself was (``netguard.file_problem``):
-        never into a system folder, and inside ``folder`` when one is given. Only a regular
-        file is read (a named pipe would block), at most one byte past the cap.
-        """
-        real = os.path.realpath(path)
-        if folder is not None and not inside(real, os.path.realpath(folder)):
-            raise FetchError(
-                f"refused: {path} leads to {real}, outside the folder of the listing ({folder})", url=url
-            )
-        if in_system_folder(real):
-            raise FetchError(f"refused: {path} leads to {real}, in a system folder", url=url)
-        try:
-            # No symlink may be put in place since realpath (O_NOFOLLOW); a pipe opens without waiting.
-            descriptor = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            exc.filename = path  # the path asked for, not where it led
-            raise
-        stat = os.fstat(descriptor)
-        if not S_ISREG(stat.st_mode):
-            os.close(descriptor)
-            if S_ISDIR(stat.st_mode):
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-            raise OSError(errno.EINVAL, "not a regular file", path)
-        with open(descriptor, "rb") as file:
-            last_modified = email.utils.formatdate(stat.st_mtime, usegmt=True)
-            if known == last_modified:
-                return None, last_modified
-            return file.read(self._max_bytes + 1), last_modified
 
 
 async def _check_redirect(response: httpx.Response) -> None:
