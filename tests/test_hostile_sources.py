@@ -29,6 +29,7 @@ from lxml import etree
 
 from tests.httpserver import TestServer
 from tests.test_cli import DATA, ROOT, syndication
+from tests.test_cli import write_config as cli_config
 from tests.test_xml_entities import DECL, SHAPES, VALUE, rss, subset
 
 MIB = 1024 * 1024
@@ -41,29 +42,13 @@ def server() -> Iterator[TestServer]:
 
 
 def write_config(tmp_path: Path, store_url: str, sources: str) -> Path:
-    path = tmp_path / "syndication.toml"
-    path.write_text(
-        f"""
-[site]
-title = "Cổng thông tin thử nghiệm"
-base_url = "https://syn.example.vn/"
-[storage]
-url = "{store_url}"
-[fetch]
-parse_workers = 2
-[[categories]]
-slug = "tin"
-title = "Tin tức"
-{sources}
-""",
-        encoding="utf-8",
-    )
-    return path
+    """``tests.test_cli.write_config``, parsing in worker processes as deployed."""
+    return cli_config(tmp_path, store_url, f"[fetch]\nparse_workers = 2\n{sources}")
 
 
 def feed_source(source_id: str, url: str) -> str:
     return (
-        f'[[sources]]\nid = "{source_id}"\nurl = "{url}"\ncategories = ["tin"]\n'
+        f'[[sources]]\nid = "{source_id}"\nurl = "{url}"\ncategories = ["tin-tuc-su-kien"]\n'
         "allow_private_network = true\n"
     )
 
@@ -219,7 +204,7 @@ def test_entity_declarations_anywhere_expand_nothing_in_storage_feeds_or_memory(
 
 def html_source(source_id: str, url: str, links: str = "ul.tin a") -> str:
     return (
-        f'[[sources]]\nid = "{source_id}"\nkind = "html"\nurl = "{url}"\ncategories = ["tin"]\n'
+        f'[[sources]]\nid = "{source_id}"\nkind = "html"\nurl = "{url}"\ncategories = ["tin-tuc-su-kien"]\n'
         f'allow_private_network = true\n[sources.html]\nlinks = "{links}"\n'
     )
 

@@ -42,6 +42,12 @@ _AUTHOR_LIKE = re.compile(
 )
 
 
+def _after(text: str, i: int, end: str) -> int:
+    """Index just after the first ``end`` at or after ``text[i]``; ``len(text)`` without one."""
+    found = text.find(end, i)
+    return len(text) if found == -1 else found + len(end)
+
+
 def _markup_declaration_end(text: str, i: int) -> int:
     """Index just after the markup declaration (``<!DOCTYPE ...>``, ``<!ENTITY ...>``) whose
     ``<!`` is at ``text[i]``: quoted strings, comments and processing instructions skipped,
@@ -52,14 +58,11 @@ def _markup_declaration_end(text: str, i: int) -> int:
     while i < n:
         char = text[i]
         if char in "\"'":
-            end = text.find(char, i + 1)
-            i = n if end == -1 else end + 1
+            i = _after(text, i + 1, char)
         elif text.startswith("<!--", i):
-            end = text.find("-->", i + 4)
-            i = n if end == -1 else end + 3
+            i = _after(text, i + 4, "-->")
         elif text.startswith("<?", i):
-            end = text.find("?>", i + 2)
-            i = n if end == -1 else end + 2
+            i = _after(text, i + 2, "?>")
         elif char == "[":
             depth += 1
             i += 1
@@ -91,11 +94,9 @@ def _split_prolog(text: str) -> tuple[str, str, bool]:
         if lt == -1:
             break
         if text.startswith("<?", lt):
-            end = text.find("?>", lt + 2)
-            i = n if end == -1 else end + 2
+            i = _after(text, lt + 2, "?>")
         elif text.startswith("<!--", lt):
-            end = text.find("-->", lt + 4)
-            i = n if end == -1 else end + 3
+            i = _after(text, lt + 4, "-->")
         elif text.startswith("<!", lt):
             i = _markup_declaration_end(text, lt)
         elif _NAME_START.match(text, lt + 1):
@@ -155,11 +156,9 @@ def _element_text_end(text: str, i: int) -> int:
     n = len(text)
     while i < n:
         if text.startswith("<![CDATA[", i):
-            end = text.find("]]>", i + 9)
-            i = n if end == -1 else end + 3
+            i = _after(text, i + 9, "]]>")
         elif text.startswith("<!--", i):
-            end = text.find("-->", i + 4)
-            i = n if end == -1 else end + 3
+            i = _after(text, i + 4, "-->")
         elif text[i] == "<":
             return i
         else:
