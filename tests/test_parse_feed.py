@@ -273,7 +273,7 @@ def test_authors_are_plain_text_and_one_line_fields_have_no_bidi_controls() -> N
         {
             "version": "https://jsonfeed.org/version/1.1",
             "title": "Kênh",
-            "items": [{"id": "4", "title": RLO + "Bốn", "authors": [{"name": "Hoàng E" + PDI}]}],
+            "items": [{"id": "4", "title": RLO + "Bốn", "authors": [{"name": "<b>Hoàng E</b>" + PDI}]}],
         }
     ).encode()
 

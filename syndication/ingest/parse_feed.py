@@ -320,7 +320,7 @@ def _json_authors(obj: dict[str, Any], path: str) -> str:
         prefix = f"{where}[{i}]." if where.endswith("authors") else f"{where}."
         if not isinstance(author, dict):
             raise _Invalid(f"{prefix[:-1]}: expected an object")
-        name = clean_line(_optional_str(author, "name", prefix), limit=AUTHOR_LIMIT)
+        name = _author_text(_optional_str(author, "name", prefix))
         if name and name not in names:
             names.append(name)
     return clean_line(", ".join(names), limit=AUTHOR_LIMIT)
