@@ -27,6 +27,14 @@ ELLIPSIS = "…"
 # XML 1.0 forbids C0 controls other than tab/LF/CR, lone surrogates and U+FFFE/U+FFFF;
 # C1 controls (and DEL) are legal but never meant in text: they are mojibake leftovers.
 _ILLEGAL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+"""Bidi embeddings, overrides and isolates (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI):
+they reorder what is displayed, so that a title, an author or a link text reads other
+than it is written ("Trojan Source"). Vietnamese never needs them; ``nfc`` drops them."""
+# Dropped by ``nfc``: both of the above, in one pass.
+_DROPPED_CHARS = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff" + BIDI_CONTROLS + "]"
+)
 # Invisible characters that only get in the way of one-line fields.
 _INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _WHITESPACE = re.compile(r"\s+")
@@ -45,9 +53,10 @@ _TONE_ON_SECOND = frozenset({"oa", "oe", "uy"})
 def nfc(text: str) -> str:
     """NFC-normalise and drop XML-illegal control characters (keeps tab, LF, CR).
 
-    C1 controls (U+0080 to U+009F) and DEL are dropped as well.
+    C1 controls (U+0080 to U+009F), DEL and the ``BIDI_CONTROLS`` are dropped as well.
+    Everything ingest keeps goes through here: titles, authors, link texts, bodies.
     """
-    return unicodedata.normalize("NFC", _ILLEGAL_CHARS.sub("", text))
+    return unicodedata.normalize("NFC", _DROPPED_CHARS.sub("", text))
 
 
 def truncate(text: str, limit: int) -> str:

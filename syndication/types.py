@@ -65,6 +65,10 @@ class FetchRequest:
     last_modified: str | None = None
     allow_private_network: bool = False
     accept: str = "*/*"
+    listing: str | None = None
+    """The listing page whose link ``url`` is, if it is one: a ``file:`` URL is then read
+    only when it leads (percent-decoded, ``..`` and symlinks resolved) into the folder of
+    a ``file:`` listing."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -108,6 +108,18 @@ intervall = "5m"
     assert 'sources[1].intervall: unknown key; did you mean "interval"?' in found
 
 
+def test_malformed_host_names_name_the_key(tmp_path: Path) -> None:
+    text = GOOD.replace("https://portal.example.vn/xay-dung-dang", "http://xn--/xay-dung-dang")
+    text += '[websub]\nhub = "https://hub.xn--zz-.vn/"\n'
+    found = problems(tmp_path, text)
+    assert (
+        'sources[1].url: invalid host name "xn--": Malformed A-label, no Punycode eligible content found'
+        in found
+    )
+    assert 'websub.hub: invalid host name "hub.xn--zz-.vn": A-label must not end with a hyphen' in found
+    assert len(found) == 2
+
+
 def test_invalid_css_selector_names_the_key(tmp_path: Path) -> None:
     found = problems(tmp_path, GOOD.replace('body = "div.content"', 'body = "div..content["'))
     assert len(found) == 1

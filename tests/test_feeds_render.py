@@ -935,7 +935,9 @@ def test_any_text_gives_well_formed_feeds_that_round_trip(title: str, summary: s
         html.escape(want_title, quote=False) if RSS_MARKUP.search(want_title) else want_title
     )
     assert html.unescape(item.findtext("description") or "") == want_summary
-    assert item.findtext(f"{{{DC}}}creator", default="") == want_author
+    # dc:creator is escaped like a title (readers take it for HTML as readily).
+    rss_author = html.escape(want_author, quote=False) if RSS_MARKUP.search(want_author) else want_author
+    assert item.findtext(f"{{{DC}}}creator", default="") == rss_author
     (entry,) = parse_with_feedparser(rss).entries
     # RSS leaves open whether a title is text or HTML; feedparser guesses, and reports its guess.
     if feedparser_keeps(want_title):
@@ -943,7 +945,7 @@ def test_any_text_gives_well_formed_feeds_that_round_trip(title: str, summary: s
     if want_summary and feedparser_keeps(want_summary):
         assert feedparser_text(entry.summary_detail) == want_summary
     if feedparser_keeps(want_author):
-        assert entry.get("author", "") == want_author
+        assert entry.get("author", "") == rss_author  # feedparser hands authors back as they are
 
     atom = render("atom", CHANNEL, page).body
     check_atom(atom, self_url=feed_url(CHANNEL, "xay-dung-dang", "atom"))
@@ -959,6 +961,28 @@ def test_any_text_gives_well_formed_feeds_that_round_trip(title: str, summary: s
     assert item_json["title"] == want_title
     assert item_json.get("summary", "") == want_summary
     assert item_json.get("authors", [{"name": ""}])[0]["name"] == want_author
+
+
+@pytest.mark.parametrize(
+    "author", ["<script>alert(1)</script> Nguyễn Văn A", "Lê &amp; Trần", "Hà <b>Nội</b>", "Phạm & Cộng sự"]
+)
+def test_rss_authors_are_escaped_like_titles(author: str) -> None:
+    """``dc:creator`` is as open to being read as HTML as a title is; an author stored before
+    ingest made them plain text must not become markup for such readers either."""
+    body = render("rss", CHANNEL, feed_page([article(1, author=author)])).body
+
+    creator = xml(body).findtext(f".//item/{{{DC}}}creator")
+
+    assert creator == (html.escape(author, quote=False) if RSS_MARKUP.search(author) else author)
+    assert html.unescape(creator or "") == author  # a reader decoding it as HTML shows the text
+
+
+def test_stylesheet_shows_an_escaped_author_as_the_text_it_is() -> None:
+    author = "Hà <b>Nội</b> &amp; Lê"
+    body = render("rss", CHANNEL, feed_page([article(1, author=author)])).body
+    page: Any = lxml_html.fromstring(str(etree.XSLT(etree.parse(str(XSL)))(xml(body))))
+    assert page.xpath("//article//b") == []
+    assert author in page.text_content()
 
 
 # --- the XSL stylesheet -----------------------------------------------------------------------------

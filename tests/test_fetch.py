@@ -63,7 +63,9 @@ def run(work: Callable[[HttpFetcher], Awaitable[T]], **options: Any) -> T:
 
 def fetch(url: str, *, private: bool = True, **fields_and_options: Any) -> FetchResult:
     fields = {
-        k: fields_and_options.pop(k) for k in ("etag", "last_modified", "accept") if k in fields_and_options
+        k: fields_and_options.pop(k)
+        for k in ("etag", "last_modified", "accept", "listing")
+        if k in fields_and_options
     }
     request = FetchRequest(url=url, allow_private_network=private, **fields)
     return run(lambda fetcher: fetcher.fetch(request), **fields_and_options)
@@ -194,6 +196,33 @@ def test_redirect_to_other_schemes_refused(server: TestServer, target: str) -> N
     error = fetch_error(server.url("/evil"))
     assert str(error) == f"refused redirect to {target}: only http and https are followed"
     assert error.url == server.url("/evil")
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("http://xn--/", 'invalid host name "xn--": Malformed A-label'),
+        ("http://tin.xn--zz-.vn/a.rss", 'invalid host name "tin.xn--zz-.vn": A-label must not end'),
+        ("http://" + "a" * 64 + ".vn/", "a label is empty or longer than 63 characters"),
+        ("http://a..vn/", 'invalid host name "a..vn": a label is empty'),
+        ("http://exämple..com/", "Invalid IDNA hostname"),
+    ],
+)
+def test_redirect_to_a_malformed_host_name_is_a_named_error(
+    server: TestServer, target: str, problem: str
+) -> None:
+    server.redirect("/idna", target)
+    error = fetch_error(server.url("/idna"))
+    assert str(error).startswith(f"refused redirect to {target}: ")
+    assert problem in str(error)
+    assert (error.url, error.status) == (server.url("/idna"), 302)
+
+
+@pytest.mark.parametrize("url", ["http://xn--/", "https://" + "b" * 64 + ".vn/tin.rss"])
+def test_a_malformed_host_name_is_a_named_error(url: str) -> None:
+    error = fetch_error(url, private=False)
+    assert str(error).startswith("invalid host name")
+    assert error.url == url
 
 
 def test_unexpected_status(server: TestServer) -> None:
@@ -572,6 +601,85 @@ def test_file_size_cap(tmp_path: Path) -> None:
 @pytest.mark.parametrize("url", ["file://example.org/etc/hosts", "file:relative/feed.xml"])
 def test_file_url_must_be_local_and_absolute(url: str) -> None:
     assert str(fetch_error(url)) == f"not a local absolute file URL: {url}"
+
+
+@pytest.fixture
+def portal(tmp_path: Path) -> Path:
+    """A mirrored portal: ``portal/tin/listing.html`` and an article beside it; a secret
+    outside the folder, a symlink to it inside; a named pipe inside."""
+    folder = tmp_path / "portal" / "tin"
+    (folder / "con").mkdir(parents=True)
+    (folder / "listing.html").write_bytes(b"<html>listing</html>")
+    (folder / "con" / "bai-10001.html").write_bytes(b"<html>bai</html>")
+    (tmp_path / "portal" / "bi-mat.html").write_bytes(b"secret")
+    (folder / "lien-ket.html").symlink_to(tmp_path / "portal" / "bi-mat.html")
+    (folder / "lien-ket-trong.html").symlink_to(folder / "con" / "bai-10001.html")
+    (folder / "thu-muc-ngoai").symlink_to(tmp_path / "portal", target_is_directory=True)
+    os.mkfifo(folder / "ong.html")
+    return folder
+
+
+def test_file_links_of_a_listing_are_read_inside_its_folder(portal: Path) -> None:
+    listing = (portal / "listing.html").as_uri()
+    assert fetch((portal / "con" / "bai-10001.html").as_uri(), listing=listing).content == b"<html>bai</html>"
+    inside = fetch((portal / "lien-ket-trong.html").as_uri(), listing=listing)
+    assert inside.content == b"<html>bai</html>"
+    assert fetch(f"{listing.rsplit('/', 1)[0]}/con/%2e%2e/con/bai-10001.html", listing=listing).status == 200
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "%2e%2e/bi-mat.html",
+        "%2E%2E%2Fbi-mat.html",
+        "%252e%252e/bi-mat.html",
+        "%25252e%25252e%25252fbi-mat.html",
+        "con/%2e%2e/%2e%2e/bi-mat.html",
+        "lien-ket.html",  # a symlink leading out
+        "thu-muc-ngoai/bi-mat.html",  # through a symlinked folder
+        "%2e%2e/" * 30 + "etc/passwd",
+        "%2e%2e/" * 30 + "proc/self/environ",
+    ],
+)
+def test_file_links_of_a_listing_never_leave_its_folder(portal: Path, link: str) -> None:
+    listing = (portal / "listing.html").as_uri()
+    url = f"{listing.rsplit('/', 1)[0]}/{link}"
+    error = fetch_error(url, listing=listing)
+    assert str(error).startswith("refused: ")
+    assert "outside the folder of the listing" in str(error)
+    assert error.url == url
+
+
+@pytest.mark.parametrize(
+    "path", ["/proc/self/environ", "/proc/self/../self/status", "/sys/kernel/hostname", "/dev/zero"]
+)
+def test_proc_sys_and_dev_are_never_read(path: str) -> None:
+    url = "file://" + path
+    error = fetch_error(url)
+    assert str(error).startswith("refused: ")
+    assert "system folder" in str(error)
+
+
+def test_a_symlink_into_proc_is_never_read(tmp_path: Path) -> None:
+    (tmp_path / "moi-truong.xml").symlink_to("/proc/self/environ")
+    error = fetch_error((tmp_path / "moi-truong.xml").as_uri())
+    assert str(error).startswith("refused: ")
+
+
+def test_a_named_pipe_is_not_read(portal: Path) -> None:
+    listing = (portal / "listing.html").as_uri()
+    error = fetch_error((portal / "ong.html").as_uri(), listing=listing)
+    assert str(error) == f"cannot read {portal / 'ong.html'}: not a regular file"
+
+
+@pytest.mark.parametrize("url", ["file:///tmp/a%00b.xml", "file:///tmp/%2500.xml"])
+def test_a_nul_in_a_file_url_is_refused(url: str) -> None:
+    assert str(fetch_error(url)).startswith("refused: ")
+
+
+def test_a_file_link_from_a_web_listing_is_refused(portal: Path) -> None:
+    error = fetch_error((portal / "con" / "bai-10001.html").as_uri(), listing="https://portal.example.vn/tin")
+    assert str(error).startswith("refused: ")
 
 
 def test_http_fetcher_is_a_fetcher(server: TestServer) -> None:

@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syndication.errors import FetchError
-from syndication.ingest.netguard import check_url, embedded_ipv4, is_internal, redact_url
+from syndication.ingest.netguard import (
+    check_url,
+    embedded_ipv4,
+    file_problem,
+    host_problem,
+    is_internal,
+    redact_url,
+)
 
 INTERNAL_V4 = [
     "0.0.0.0",  # unspecified
@@ -216,6 +223,8 @@ def test_check_url_accepts(url: str) -> None:
         ("/feed.xml", "relative URLs"),
         ("http:///feed.xml", "URL has no host"),
         ("http://[::1/feed", "invalid URL"),
+        ("http://xn--/", 'invalid host name "xn--": Malformed A-label'),
+        ("https://a..example.vn/", 'invalid host name "a..example.vn": a label is empty'),
     ],
 )
 def test_check_url_refuses(url: str, message: str) -> None:
@@ -245,3 +254,88 @@ def test_check_url_never_shows_credentials() -> None:
 )
 def test_redact_url(url: str, redacted: str) -> None:
     assert redact_url(url) == redacted
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "example.org",
+        "example.org.",  # fully qualified
+        "a_b.example.org",  # not a valid DNS name, but the resolver may know it
+        "ví-dụ.vn",
+        "xn--v-d-rma6749a.vn",  # the same, as A-labels
+        "XN--FIQS8S.cn",
+        "127.0.0.1",
+        "2001:db8::1",
+        "a" * 63 + ".vn",
+    ],
+)
+def test_host_problem_accepts_names_that_can_be_looked_up(host: str) -> None:
+    assert host_problem(host) is None
+
+
+@pytest.mark.parametrize(
+    ("host", "problem"),
+    [
+        ("", "no host name"),
+        ("xn--", "Malformed A-label, no Punycode eligible content found"),
+        ("tin.xn--zz-.vn", "A-label must not end with a hyphen"),
+        ("xn--a.vn", "not allowed"),
+        ("a" * 64 + ".vn", "a label is empty or longer than 63 characters"),
+        ("a..vn", "a label is empty or longer than 63 characters"),
+        ("exämple..com", "Empty Label"),
+        ("ä" * 70 + ".vn", "Label too long"),
+        (".".join(["a" * 60] * 5), "longer than 253 characters"),
+    ],
+)
+def test_host_problem_names_what_is_wrong(host: str, problem: str) -> None:
+    found = host_problem(host)
+    assert found is not None
+    assert found.startswith(f'invalid host name "{host}": ' if host else "no host name")
+    assert problem in found
+
+
+LISTING = "file:///srv/guong/tin/danh-sach.html"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///srv/guong/tin/bai-1.html",
+        "file:///srv/guong/tin/con/bai%20hai.html",
+        "file:///srv/guong/tin/con/%2e%2e/bai-1.html",
+        "file://localhost/srv/guong/tin/bai-1.html",
+    ],
+)
+def test_file_problem_accepts_links_inside_the_listings_folder(url: str) -> None:
+    assert file_problem(url, listing=LISTING) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "listing", "problem"),
+    [
+        ("file:///srv/guong/tin/%2e%2e/bi-mat.html", LISTING, "/srv/guong/bi-mat.html is outside the folder"),
+        (
+            "file:///srv/guong/tin/%2E%2E%2Fbi-mat.html",
+            LISTING,
+            "outside the folder of the listing (/srv/guong/tin)",
+        ),
+        ("file:///srv/guong/tin/%252e%252e/bi-mat.html", LISTING, "/srv/guong/bi-mat.html is outside"),
+        ("file:///srv/guong/tinh/bai.html", LISTING, "outside the folder"),  # a sibling sharing a prefix
+        ("file:///proc/self/environ", LISTING, "outside the folder"),
+        ("file:///proc/self/environ", None, "/proc/self/environ is in a system folder"),
+        ("file:///sys/../proc/1/environ", None, "/proc/1/environ is in a system folder"),
+        ("file:////dev/zero", None, "/dev/zero is in a system folder"),
+        ("file:///dev%2fzero", None, "/dev/zero is in a system folder"),
+        ("file:///index.html", "file:///proc/a.html", "/index.html is outside"),
+        ("file:///proc/1/environ", "file:///a.html", "in a system folder"),  # a listing at the root
+        ("file:///srv/a%00.html", None, "a NUL character"),
+        ("file:///srv/guong/tin/bai.html", "https://portal.example.vn/tin", "which is not a local file"),
+        ("file://example.org/etc/hosts", None, "not a local absolute file URL"),
+        ("file:relative.html", None, "not a local absolute file URL"),
+    ],
+)
+def test_file_problem_refuses(url: str, listing: str | None, problem: str) -> None:
+    found = file_problem(url, listing=listing)
+    assert found is not None
+    assert problem in found

@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syndication.errors import ParseError
-from syndication.ingest.parse_feed import _cap_author_fields, _doctype_span, parse_feed
+from syndication.ingest.parse_feed import parse_feed
+from syndication.ingest.xml_safety import _cap_author_fields, _split_prolog
 from syndication.types import ArticleData, ParsedDocument
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -218,13 +219,12 @@ def test_quadratic_blowup_is_not_expanded() -> None:
     assert len(doc.articles[0].content_html) < 1_000_000  # expanded, it would be 5 GB
 
 
-def test_doctype_span_skips_quoted_brackets_and_comments() -> None:
-    text = '<?xml version="1.0"?>\n<!-- c --><!DOCTYPE r [<!ENTITY a "]>"><!-- ]> --><!ENTITY b \'>\'>]><r/>'
-    span = _doctype_span(text)
-    assert span is not None
-    assert text[: span[0]] + text[span[1] :] == '<?xml version="1.0"?>\n<!-- c --><r/>'
-    assert _doctype_span("<rss><!DOCTYPE x></rss>") is None
-    assert _doctype_span("<!DOCTYPE r [ <!ENTITY a 'x'>") == (0, 29)
+def test_prolog_ends_at_the_root_whatever_is_quoted_bracketed_or_commented() -> None:
+    prolog = '<?xml version="1.0"?>\n<!-- c --><!DOCTYPE r [<!ENTITY a "]>"><!-- ]> --><!ENTITY b \'>\'>]>'
+    assert _split_prolog(prolog + "<r/>") == (prolog, "<r/>", False)
+    assert _split_prolog("<rss><!DOCTYPE x></rss>") == ("", "<rss><!DOCTYPE x></rss>", False)
+    assert _split_prolog("<!DOCTYPE r [ <!ENTITY a 'x'>") == ("<!DOCTYPE r [ <!ENTITY a 'x'>", "", False)
+    assert _split_prolog("x <!-- <r> --> < 1 <?pi <r>?><r>") == ("x <!-- <r> --> < 1 <?pi <r>?>", "<r>", True)
 
 
 def test_huge_author_is_capped() -> None:
@@ -242,6 +242,53 @@ def test_huge_author_is_capped() -> None:
     assert [len(a.author) <= 200 for a in doc.articles] == [True, True, True]
     assert doc.articles[0].author.startswith("Nguyễn Nguyễn")
     assert doc.articles[1].author.startswith("Nguyễn Nguyễn")
+
+
+RLO, PDF, RLI, PDI = "\u202e", "\u202c", "\u2067", "\u2069"
+
+
+def test_authors_are_plain_text_and_one_line_fields_have_no_bidi_controls() -> None:
+    content = (
+        '<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Kênh</title>'
+        "<item><title>Bản tin &lt;b&gt;đặc biệt&lt;/b&gt; " + RLO + "lmth.exe" + PDF + "</title>"
+        "<link>https://p.example.vn/1.html</link>"
+        "<dc:creator>&lt;script&gt;alert(1)&lt;/script&gt; Nguyễn Văn A</dc:creator>"
+        "<description>&lt;a href='https://p.example.vn/x'&gt;"
+        + RLI
+        + "Xem"
+        + PDI
+        + "&lt;/a&gt;</description>"
+        "</item>"
+        "<item><title>Hai</title>"
+        "<author>ba@p.example.vn (&lt;img src=x onerror=alert(1)&gt;Trần Thị B)</author></item>"
+        "</channel></rss>"
+    ).encode()
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>Kênh</title><id>urn:x</id>'
+        "<entry><title>Ba</title><id>urn:3</id>"
+        "<author><name>Lê &lt;i&gt;Văn&lt;/i&gt; C</name></author>"
+        "<author><name>" + RLO + "Phạm D</name></author></entry></feed>"
+    ).encode()
+    json_feed = json.dumps(
+        {
+            "version": "https://jsonfeed.org/version/1.1",
+            "title": "Kênh",
+            "items": [{"id": "4", "title": RLO + "Bốn", "authors": [{"name": "<b>Hoàng E</b>" + PDI}]}],
+        }
+    ).encode()
+
+    first, second = parse_bytes(content).articles
+    (third,) = parse_bytes(atom).articles
+    (fourth,) = parse_bytes(json_feed).articles
+
+    assert first.author == "Nguyễn Văn A"
+    assert first.title == "Bản tin đặc biệt lmth.exe"
+    assert RLI not in first.content_html
+    assert PDI not in first.content_html
+    assert ">Xem</a>" in first.content_html
+    assert second.author == "Trần Thị B"
+    assert third.author == "Lê Văn C, Phạm D"
+    assert (fourth.title, fourth.author) == ("Bốn", "Hoàng E")
 
 
 def test_cap_author_fields() -> None:

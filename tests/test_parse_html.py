@@ -539,6 +539,39 @@ def test_listing_links_of_a_file_url_stay_in_its_directory_tree(tmp_path: Path) 
     )
 
 
+@pytest.mark.parametrize("rules", [HtmlRules(), HtmlRules(links="ul a")], ids=["default", "selector"])
+def test_listing_links_of_a_file_url_never_leave_its_folder_in_any_encoding(
+    tmp_path: Path, rules: HtmlRules
+) -> None:
+    (tmp_path / "tin").mkdir()
+    listing = tmp_path / "tin" / "listing.html"
+    up = "%2e%2e/" * 20
+    hrefs = [
+        "bai-viet-so-mot-10001.html",
+        "%2e%2e/%2e%2e/ngoai-thu-muc-10002.html",
+        "%2E%2E%2F%2E%2E%2Fngoai-thu-muc-10003.html",
+        "%252e%252e/%252e%252e/ngoai-thu-muc-10004.html",
+        "con/%2e%2e/%2e%2e/ngoai-thu-muc-10005.html",
+        f"{up}proc/self/environ-10006",
+        "file:///proc/self/environ-10007",
+        f"{up}etc/passwd-10008",
+        "bai-viet-%00-10009.html",
+    ]
+    listing.write_text(
+        "<html><body><ul>"
+        + "".join(
+            f"<li><h3><a href='{h}'>Bài viết số {i} của cổng thông tin</a></h3></li>"
+            for i, h in enumerate(hrefs)
+        )
+        + "</ul></body></html>",
+        encoding="utf-8",
+    )
+
+    found = links(rules, content=listing.read_bytes(), url=listing.as_uri())
+
+    assert found == ((tmp_path / "tin" / "bai-viet-so-mot-10001.html").as_uri(),)
+
+
 # --- The bundled offline sample (config/sample) ----------------------------------------------
 
 

@@ -35,6 +35,21 @@ def test_nfc_composes_and_drops_illegal_characters() -> None:
     assert nfc("a\tb\nc\rd") == "a\tb\nc\rd"
 
 
+BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+"""Embeddings, overrides and isolates: they reorder what is displayed ("Trojan Source")."""
+
+
+def test_nfc_drops_bidi_controls() -> None:
+    assert nfc("Bản tin \u202egnp.exe\u202c của \u2067Hà Nội\u2069") == "Bản tin gnp.exe của Hà Nội"
+    # Marks that only hint a direction (LRM, RLM) are kept: they reorder nothing by themselves.
+    assert nfc("a\u200eb\u200fc") == "a\u200eb\u200fc"
+
+
+@given(st.lists(st.one_of(st.text(max_size=5), st.sampled_from(BIDI_CONTROLS)), max_size=10).map("".join))
+def test_one_line_fields_never_keep_a_bidi_control(text: str) -> None:
+    assert not any(char in BIDI_CONTROLS for char in clean_line(text))
+
+
 def test_clean_line_collapses_whitespace_and_caps() -> None:
     assert clean_line("  Đà\u00a0Nẵng \n\t mưa\u200b lớn  ") == "Đà Nẵng mưa lớn"
     capped = clean_line("Thành phố Hồ Chí Minh " * 20, limit=50)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from syndication.ingest.netguard import host_problem
 from syndication.types import DigestSpec, HtmlRules, SourceSpec
 
 from .settings import (
@@ -95,6 +96,9 @@ def _feed_settings(c: _Checker, t: Mapping[str, Any], websub: Mapping[str, Any])
     hub = c.get(websub, "websub.", "hub", str)
     if hub is not None and urlsplit(hub).scheme not in ("http", "https"):
         c.problem("websub.hub", f'expected an http:// or https:// URL, got "{hub}"')
+        hub = None
+    elif hub is not None and (problem := host_problem(urlsplit(hub).hostname or "")):
+        c.problem("websub.hub", problem)
         hub = None
     return FeedSettings(
         items=items,

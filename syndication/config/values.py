@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from syndication.ingest.netguard import host_problem
+
 T = TypeVar("T")
 
 
@@ -188,6 +190,8 @@ def _source_url(value: str, base: Path) -> str:
     if parts.scheme in ("http", "https"):
         if not parts.hostname:
             raise ValueError(f'"{value}" has no host name')
+        if problem := host_problem(parts.hostname):
+            raise ValueError(problem)
         return value
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost"):

@@ -289,6 +289,7 @@ class Poller:
                     last_modified=last_modified,
                     allow_private_network=spec.allow_private_network,
                     accept=HTML_ACCEPT,
+                    listing=spec.url,
                 )
             )
             if response.not_modified:

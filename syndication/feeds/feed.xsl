@@ -121,7 +121,7 @@
         <xsl:if test="pubDate">
           <time><xsl:call-template name="rss-date"><xsl:with-param name="date" select="pubDate"/></xsl:call-template></time>
         </xsl:if>
-        <xsl:if test="dc:creator"> · <span class="source"><xsl:value-of select="dc:creator"/></span></xsl:if>
+        <xsl:if test="dc:creator"> · <span class="source"><xsl:call-template name="unescape"><xsl:with-param name="text" select="dc:creator"/></xsl:call-template></span></xsl:if>
         <xsl:if test="source"> · <span class="source">Nguồn: <xsl:value-of select="source"/></span></xsl:if>
       </p>
       <xsl:if test="description">

@@ -188,7 +188,7 @@ _LOOKS_LIKE_MARKUP: Final = re.compile(r"<[^\s<]|&#?\w+;")
 
 
 def _rss_text(text: str) -> str:
-    """Plain text for an RSS title: as it is, unless a reader reading it as HTML (many
+    """Plain text for an RSS title or ``dc:creator``: as it is, unless a reader reading it as HTML (many
     do: RSS leaves the type of a title open) would see a tag or an entity in it; then
     escaped, so that such readers show the text and never run it."""
     return html.escape(text, quote=False) if _LOOKS_LIKE_MARKUP.search(text) else text
@@ -380,8 +380,9 @@ def _rss_entry(fe: Any, item: _Item, channel: Channel) -> None:
     else:
         getattr(fe, _HOOK).content_html = item.content_html
     if item.author:
-        # RSS <author> must be an e-mail address; Dublin Core takes a name.
-        fe.dc.dc_creator(item.author)
+        # RSS <author> must be an e-mail address; Dublin Core takes a name. Readers take
+        # it for HTML as readily as a title: escaped like one.
+        fe.dc.dc_creator(_rss_text(item.author))
     if item.categories:
         fe.category([{"term": slug, "label": title} for slug, title in item.categories])
     fe.published(item.published)

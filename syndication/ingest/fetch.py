@@ -18,6 +18,9 @@
   ``_fetch_errors``, chained with ``raise ... from``.
 * User information in a URL (``user:password@``) is used for the request but
   never appears in a message, an error's ``url`` or a result's ``url``.
+* A ``file:`` URL is read by ``local_files`` (never in ``/proc``, ``/sys`` or ``/dev``,
+  and one linked from a ``file:`` listing only inside that listing's folder); its
+  ``OSError`` becomes a ``FetchError`` here like any other.
 
 It must not parse content, touch the store, or read the wall clock (``clock``
 is injected; it stamps ``Retry-After``).
@@ -27,10 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import functools
-import mimetypes
-import os
 import socket
 import ssl
 import zlib
@@ -39,14 +39,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import ip_address
 from typing import Protocol, Self
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
 
 from syndication.errors import BlockedAddressError, FetchError
 from syndication.ingest.decide import retry_after
-from syndication.ingest.netguard import IPAddress, check_url, is_internal, redact_url
+from syndication.ingest.local_files import read_file_url
+from syndication.ingest.netguard import IPAddress, check_url, host_problem, is_internal, redact_url
 from syndication.types import Clock, FetchRequest, FetchResult
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -131,6 +132,10 @@ class HttpFetcher:
             headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
             # Environment proxies would get their own transport, past the address check.
             trust_env=False,
+            # httpx reads a redirect's Location even when it does not follow it, and a
+            # malformed host there (``http://xn--/``) would raise from deep inside it: the
+            # target is checked first, as the response comes in.
+            event_hooks={"response": [_check_redirect]},
         )
 
     async def __aenter__(self) -> Self:
@@ -169,7 +174,7 @@ class HttpFetcher:
         with _fetch_errors(attempt):
             check_url(url)
             parsed = httpx.URL(url)
-            async with self._slot(parsed.host), asyncio.timeout(self._total_timeout):
+            async with self._slot(_host(parsed)), asyncio.timeout(self._total_timeout):
                 response = await self._open.post(parsed, data=form)
             if response.status_code >= 400:
                 raise FetchError(
@@ -192,7 +197,7 @@ class HttpFetcher:
         url = httpx.URL(request.url)
         for _ in range(self._max_redirects + 1):
             attempt.url = str(url)
-            async with self._slot(url.host), asyncio.timeout(self._total_timeout):
+            async with self._slot(_host(url)), asyncio.timeout(self._total_timeout):
                 response = await client.send(client.build_request("GET", url, headers=headers), stream=True)
                 try:
                     if response.status_code not in _REDIRECT_STATUSES:
@@ -271,37 +276,19 @@ class HttpFetcher:
     # -- file: ------------------------------------------------------------------------
 
     async def _fetch_file(self, request: FetchRequest) -> FetchResult:
-        parts = urlsplit(request.url)
-        path = unquote(parts.path)
-        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
-            raise FetchError(f"not a local absolute file URL: {request.url}", url=request.url)
-        content, last_modified = await asyncio.to_thread(self._read_file, path, request.last_modified)
-        if content is not None and len(content) > self._max_bytes:
-            raise FetchError(f"file larger than {self._max_bytes} bytes: {path}", url=request.url)
-        status = 200 if content is not None else 304
-        content_type = mimetypes.guess_type(path)[0]
-        headers = {"last-modified": last_modified}
-        if content_type:
-            headers["content-type"] = content_type
-        return FetchResult(
-            url=request.url,
-            status=status,
-            content=content or b"",
-            headers=headers,
-            last_modified=last_modified,
-            content_type=content_type,
+        return await asyncio.to_thread(
+            read_file_url,
+            request.url,
+            listing=request.listing,
+            last_modified=request.last_modified,
+            max_bytes=self._max_bytes,
         )
 
-    def _read_file(self, path: str, known: str | None) -> tuple[bytes | None, str]:
-        """The file's Last-Modified and content (``None`` when that matches ``known``).
 
-        Reads at most one byte past the cap, whatever the file's size.
-        """
-        with open(path, "rb") as file:
-            last_modified = email.utils.formatdate(os.fstat(file.fileno()).st_mtime, usegmt=True)
-            if known == last_modified:
-                return None, last_modified
-            return file.read(self._max_bytes + 1), last_modified
+async def _check_redirect(response: httpx.Response) -> None:
+    """Raise ``FetchError`` for a redirect whose target we would not follow."""
+    if response.status_code in _REDIRECT_STATUSES:
+        _redirect_target(response.request.url, response)
 
 
 def _redirect_target(url: httpx.URL, response: httpx.Response) -> httpx.URL:
@@ -312,14 +299,28 @@ def _redirect_target(url: httpx.URL, response: httpx.Response) -> httpx.URL:
             url=redact_url(str(url)),
             status=response.status_code,
         )
-    target = url.join(location)
-    if target.scheme not in ("http", "https"):
-        raise FetchError(
-            f"refused redirect to {redact_url(location)}: only http and https are followed",
+
+    def refused(why: str) -> FetchError:
+        return FetchError(
+            f"refused redirect to {redact_url(location)}: {why}",
             url=redact_url(str(url)),
             status=response.status_code,
         )
+
+    try:
+        target = url.join(location)
+    except httpx.InvalidURL as exc:  # e.g. an international host name IDNA refuses
+        raise refused(str(exc)) from exc
+    if target.scheme not in ("http", "https"):
+        raise refused("only http and https are followed")
+    if problem := host_problem(_host(target)):
+        raise refused(problem)
     return target
+
+
+def _host(url: httpx.URL) -> str:
+    """The host as sent (A-labels): ``url.host`` decodes A-labels, and raises on a bad one."""
+    return url.raw_host.decode("ascii")
 
 
 def _parse_content_type(value: str | None) -> tuple[str | None, str | None]:
@@ -558,6 +559,9 @@ class _Attempt:
 
 _TRANSLATED: tuple[type[BaseException], ...] = (
     _NameNotResolved,
+    # A host name the IDNA codec refuses (the resolver's or httpx's): ``check_url``
+    # refuses those first, this is the safety net.
+    UnicodeError,
     OSError,  # includes TimeoutError and ssl.SSLError
     zlib.error,
     httpx.HTTPError,
@@ -609,6 +613,8 @@ def _describe(exc: BaseException, attempt: _Attempt) -> str:
         return f"file not found: {exc.filename or attempt.safe_url}"
     if isinstance(exc, zlib.error):
         return f"could not decompress the response from {host}: {exc}"
+    if isinstance(exc, UnicodeError):
+        return f"invalid host name in {attempt.safe_url}: {exc}"
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol | httpcore.UnsupportedProtocol):
         return f"invalid URL {attempt.safe_url}: {exc}"
     cause = _root_cause(exc)

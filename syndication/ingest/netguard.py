@@ -14,14 +14,27 @@ The lists are written out here rather than taken from ``ipaddress``'s
 ``is_private``/``is_global`` properties, whose answers change between Python
 releases and which miss the embedded forms.
 
+A ``file:`` URL is read only outside the system's own folders (``/proc``, ``/sys``,
+``/dev``), and one linked from a ``file:`` listing only inside that listing's folder.
+``file_problem`` checks what the URL says (percent-decoded once, and again until
+nothing changes, ``..`` resolved); ``fetch`` checks again where symlinks lead.
+
+A URL's host name must be one a resolver can be asked about: ``host_problem`` says
+why not (an empty or over-long label, an international name IDNA refuses, an ``xn--``
+label that is no valid A-label), so that a malformed name is a clear error where the
+URL comes in (configuration, redirect, link) rather than a crash deep in httpx.
+
 Pure: no I/O, no DNS, no logging.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
-from urllib.parse import urlsplit
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from urllib.parse import unquote, urlsplit
+
+import idna
 
 from syndication.errors import FetchError
 
@@ -80,6 +93,9 @@ _SIX_TO_FOUR = IPv6Network("2002::/16")
 # universal/local bits in either state), followed by the IPv4 address.
 _ISATAP_MARKERS = frozenset(bytes((flags, 0, 0x5E, 0xFE)) for flags in (0x00, 0x01, 0x02, 0x03))
 
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
+"""Never read through a ``file:`` URL: the process's environment, the kernel's state, devices."""
+
 _HTTP_SCHEMES = frozenset({"http", "https"})
 _USERINFO = re.compile(r"^(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@")
 
@@ -120,14 +136,44 @@ def embedded_ipv4(ip: IPv6Address) -> tuple[IPv4Address, ...]:
     return tuple(carried)
 
 
+def host_problem(host: str) -> str | None:
+    """Why ``host`` (a URL's host name as ``urlsplit`` gives it) is no name to look up, or
+    ``None`` when it is one: an IP address, or labels of 1 to 63 characters (253 in all),
+    an international name IDNA 2008 accepts, every ``xn--`` label a valid A-label."""
+    if not host:
+        return "no host name"
+    try:
+        ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return None
+    name = host.removesuffix(".")  # a fully qualified name may end with a dot
+    try:
+        # As httpx does: an international name is encoded to A-labels...
+        ascii_name = name if name.isascii() else idna.encode(name.lower()).decode("ascii")
+        labels = ascii_name.split(".")
+        for label in labels:
+            if not label or len(label) > 63:
+                return f'invalid host name "{host}": a label is empty or longer than 63 characters'
+            if label[:4].lower() == "xn--":
+                idna.decode(label)  # ...and a name with an A-label decoded for display
+    except idna.IDNAError as exc:
+        return f'invalid host name "{host}": {exc}'
+    if len(ascii_name) > 253:
+        return f'invalid host name "{host}": longer than 253 characters'
+    return None
+
+
 def check_url(url: str) -> None:
-    """Accept only absolute http and https URLs with a host.
+    """Accept only absolute http and https URLs with a host name that can be looked up.
 
     User information (``user:password@``) is allowed, but never shown: error
     messages carry ``redact_url(url)``.
 
     Raises:
-        FetchError: the scheme is not http or https, or the URL has no host.
+        FetchError: the scheme is not http or https, or the URL has no host, or a
+            malformed one (``host_problem``).
     """
     safe = redact_url(url)
     try:
@@ -141,8 +187,82 @@ def check_url(url: str) -> None:
         raise FetchError(f"{shown} not fetched (only http and https): {safe}", url=safe)
     if not host:
         raise FetchError(f"URL has no host: {safe}", url=safe)
+    if problem := host_problem(host):
+        raise FetchError(problem, url=safe)
 
 
 def redact_url(url: str) -> str:
     """``url`` without its user information (``user:password@``), for messages and results."""
     return _USERINFO.sub(r"\g<head>", url, count=1)
+
+
+def file_path(url: str) -> str | None:
+    """The absolute local path a ``file:`` URL names, percent-decoded and with ``.`` and
+    ``..`` resolved (lexically: symlinks are for the caller); ``None`` when ``url`` is not
+    a ``file:`` URL of this machine with an absolute path."""
+    paths = _file_paths(url)
+    return None if paths is None else paths[0]
+
+
+def _file_paths(url: str) -> tuple[str, str] | None:
+    """``file_path``, and the same with the path percent-decoded until nothing changes."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    once = unquote(parts.path)
+    if parts.scheme.lower() != "file" or parts.netloc not in ("", "localhost") or not once.startswith("/"):
+        return None
+    return _normal(once), _normal(_decoded(once))
+
+
+def inside(path: str, folder: str) -> bool:
+    """Whether the normal absolute ``path`` is ``folder`` or lies under it."""
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def in_system_folder(path: str) -> bool:
+    """Whether the normal absolute ``path`` lies in one of ``SYSTEM_FOLDERS``."""
+    return any(inside(path, folder) for folder in SYSTEM_FOLDERS)
+
+
+def file_problem(url: str, *, listing: str | None) -> str | None:
+    """Why the ``file:`` URL ``url`` must not be read, or ``None``: it is not a local
+    absolute file URL, holds a NUL, is in a system folder, or (when it is a link of
+    ``listing``) leads outside the folder of that listing, which must be a ``file:`` URL
+    too. Both the path decoded once, as it is read, and the path decoded until nothing
+    changes (``%252e%252e``) are checked, so no later decoding can lead anywhere else.
+    """
+    paths = _file_paths(url)
+    if paths is None:
+        return f"not a local absolute file URL: {url}"
+    path, fully = paths
+    if "\0" in fully:
+        return f"refused: a NUL character in {url}"
+    if listing is not None:
+        listing_path = file_path(listing)
+        if listing_path is None:
+            return f"refused: {url} is linked from {listing}, which is not a local file"
+        folder = posixpath.dirname(listing_path)
+        if not (inside(path, folder) and inside(fully, folder)):
+            return f"refused: {fully} is outside the folder of the listing ({folder})"
+    if in_system_folder(path) or in_system_folder(fully):
+        return f"refused: {fully} is in a system folder ({', '.join(SYSTEM_FOLDERS)})"
+    return None
+
+
+def _normal(path: str) -> str:
+    # normpath keeps a leading "//" (POSIX leaves its meaning open); no file system here does.
+    return "/" + posixpath.normpath(path).lstrip("/")
+
+
+def _decoded(path: str) -> str:
+    """``path`` percent-decoded until nothing changes (a few rounds at most)."""
+    for _ in range(8):
+        if "%" not in path:
+            break
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    return path

@@ -6,9 +6,10 @@ picklable values, so it can run in a worker process.
 
 XML goes through feedparser, but only after we have made the document safe for it:
 we decode the bytes ourselves (feedparser turns windows-1258 labelled UTF-8 into
-mojibake), remove any DOCTYPE so no entity is ever expanded (a small document defining
-one large entity used many times exhausts memory), and cap author-like fields
-(feedparser's author/email handling is quadratic in their length). feedparser's own
+mojibake), and ``xml_safety.prepare_xml`` drops everything before the root element,
+DOCTYPEs first, and neutralises every other markup declaration, so that no entity a
+source declares is ever expanded (a small document defining one large entity used
+many times exhausts memory), and caps author-like fields. feedparser's own
 HTML sanitiser and URI resolution are off: it lets ``<svg onload>``, entity-encoded
 ``javascript:`` and ``data:`` URLs through; every fragment is sanitised with nh3 in
 ``normalize.sanitize_html`` instead.
@@ -20,7 +21,7 @@ without a zone as UTC; portals mean local time), feedparser's parse second.
 
 from __future__ import annotations
 
-import html.entities
+import html
 import io
 import json
 import re
@@ -39,11 +40,10 @@ from syndication.ingest.normalize import (
     sanitize_html,
     text_to_html,
 )
+from syndication.ingest.xml_safety import prepare_xml
 from syndication.text import clean_line, nfc, truncate
 from syndication.types import ArticleData, ParsedDocument
 
-AUTHOR_FIELD_LIMIT = 1000
-"""Characters kept of an author-like element's text before feedparser sees it."""
 SUMMARY_LIMIT = 1000
 AUTHOR_LIMIT = 200
 TITLE_LIMIT = 1000
@@ -55,14 +55,6 @@ TAG_LIMIT = 100
 MAX_TTL = timedelta(days=7)
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
-_XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
-_NAMED_ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]{1,31});")
-_XML_DECLARATION = re.compile(r"^<\?xml\b[^>]*?\?>")
-_ENCODING_PSEUDO_ATTRIBUTE = re.compile(r"""\s+encoding\s*=\s*(["'])[^"']*\1""")
-_AUTHOR_LIKE = re.compile(
-    r"<(?:[A-Za-z_][\w.-]*:)?(?:author|name|email|creator|managingEditor|webMaster)\b[^<>]*(?<!/)>",
-    re.IGNORECASE,
-)
 _IMG_SRC = re.compile(r'<img\b[^>]*?\bsrc="([^"]+)"')
 _JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(?:\.\d+)?/?$")
 
@@ -81,147 +73,6 @@ def parse_feed(content: bytes, *, url: str, declared_charset: str | None, tz: tz
     if text.startswith("{"):
         return _parse_json_feed(text, url=url, tz=tz, warnings=warnings)
     return _parse_xml(text, url=url, tz=tz, warnings=warnings)
-
-
-# ---------------------------------------------------------------- making XML safe
-
-
-def _skip_quoted(text: str, i: int) -> int:
-    """Index just after the quoted string starting at ``text[i]``."""
-    end = text.find(text[i], i + 1)
-    return len(text) if end == -1 else end + 1
-
-
-def _doctype_span(text: str) -> tuple[int, int] | None:
-    """Where the DOCTYPE declaration of the prolog is, internal subset included."""
-    i = 0
-    n = len(text)
-    while i < n:
-        if text[i].isspace():
-            i += 1
-        elif text.startswith("<?", i):
-            end = text.find("?>", i)
-            i = n if end == -1 else end + 2
-        elif text.startswith("<!--", i):
-            end = text.find("-->", i + 4)
-            i = n if end == -1 else end + 3
-        elif text[i : i + 9].upper() == "<!DOCTYPE":
-            break
-        else:
-            return None
-    else:
-        return None
-    start = i
-    i += 9
-    in_subset = False
-    while i < n:
-        char = text[i]
-        if char in "\"'":
-            i = _skip_quoted(text, i)
-        elif in_subset and text.startswith("<!--", i):
-            end = text.find("-->", i + 4)
-            i = n if end == -1 else end + 3
-        elif char == "[":
-            in_subset = True
-            i += 1
-        elif char == "]":
-            in_subset = False
-            i += 1
-        elif char == ">" and not in_subset:
-            return start, i + 1
-        else:
-            i += 1
-    return start, n
-
-
-def _numeric_entities(text: str) -> str:
-    """HTML named entities (``&nbsp;``) as numeric references, which XML needs no DTD for."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
-        codepoint = html.entities.name2codepoint.get(name)
-        if name in _XML_ENTITIES or codepoint is None:
-            return match.group(0)
-        return f"&#{codepoint};"
-
-    return _NAMED_ENTITY.sub(replace, text) if "&" in text else text
-
-
-def _element_text_end(text: str, i: int) -> int:
-    """End of the text, CDATA sections and comments that follow ``text[i]`` up to the next tag."""
-    n = len(text)
-    while i < n:
-        if text.startswith("<![CDATA[", i):
-            end = text.find("]]>", i + 9)
-            i = n if end == -1 else end + 3
-        elif text.startswith("<!--", i):
-            end = text.find("-->", i + 4)
-            i = n if end == -1 else end + 3
-        elif text[i] == "<":
-            return i
-        else:
-            end = text.find("<", i)
-            i = n if end == -1 else end
-    return n
-
-
-def _capped_xml_text(raw: str, limit: int) -> str:
-    """Text, CDATA and comments of an element as escaped character data, capped at ``limit``."""
-    pieces: list[str] = []
-    for part in re.split(r"(<!\[CDATA\[.*?(?:\]\]>|$)|<!--.*?(?:-->|$))", raw, flags=re.DOTALL):
-        if part.startswith("<![CDATA["):
-            body = part[9:].removesuffix("]]>")
-            pieces.append(body.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
-        elif not part.startswith("<!--"):
-            pieces.append(part)
-    capped = "".join(pieces)[:limit]
-    amp = capped.rfind("&")
-    if amp != -1 and ";" not in capped[amp:]:
-        capped = capped[:amp]  # never leave half an entity reference
-    return capped
-
-
-def _cap_author_fields(text: str, limit: int = AUTHOR_FIELD_LIMIT) -> tuple[str, bool]:
-    """Truncate the text of author-like elements longer than ``limit``. Linear in ``text``."""
-    pieces: list[str] = []
-    pos = 0
-    for match in _AUTHOR_LIKE.finditer(text):
-        start = match.end()
-        if start <= pos:
-            continue  # inside a field already rewritten
-        end = _element_text_end(text, start)
-        if end - start > limit:
-            pieces.append(text[pos:start])
-            pieces.append(_capped_xml_text(text[start:end], limit))
-            pos = end
-    if not pieces:
-        return text, False
-    pieces.append(text[pos:])
-    return "".join(pieces), True
-
-
-def _prepare_xml(text: str) -> tuple[bytes, list[str]]:
-    """The document as UTF-8 bytes feedparser can parse safely, and what was changed."""
-    warnings: list[str] = []
-    span = _doctype_span(text)
-    if span is not None:
-        doctype = text[span[0] : span[1]]
-        text = text[: span[0]] + text[span[1] :]
-        # A bare DOCTYPE (RSS 0.91's Netscape DTD) is common and harmless: removing it
-        # loses nothing, so it is not worth a warning on every poll. An internal subset
-        # can define entities, which we never expand: that the publisher should hear of.
-        if "[" in doctype:
-            warnings.append("removed the DOCTYPE declaration (its entities are never expanded)")
-    text = _numeric_entities(text)
-    text, capped = _cap_author_fields(text)
-    if capped:
-        warnings.append(f"truncated author fields longer than {AUTHOR_FIELD_LIMIT} characters")
-    declaration = _XML_DECLARATION.match(text)
-    if declaration is not None:
-        fixed = _ENCODING_PSEUDO_ATTRIBUTE.sub("", declaration.group(0))
-        fixed = fixed.replace("?>", ' encoding="utf-8"?>') if "?>" in fixed else fixed
-        text = fixed + text[declaration.end() :]
-    return text.encode("utf-8", errors="replace"), warnings
 
 
 # ---------------------------------------------------------------- XML via feedparser
@@ -296,15 +147,21 @@ def _feed_date(mapping: object, key: str, tz: tzinfo) -> datetime | None:
         return None
 
 
+def _author_text(value: str) -> str:
+    # Plain text, like titles: publishers escape markup into author fields too
+    # (``<dc:creator>&lt;script&gt;...``), and no real name contains a tag.
+    return clean_line(html_to_text(value, limit=AUTHOR_LIMIT), limit=AUTHOR_LIMIT)
+
+
 def _authors(mapping: object) -> str:
     names: list[str] = []
     for detail in _get(mapping, "authors") or []:
         if isinstance(detail, Mapping):
-            name = clean_line(_string(detail, "name"), limit=AUTHOR_LIMIT)
+            name = _author_text(_string(detail, "name"))
             if name and name not in names:
                 names.append(name)
     if not names:
-        return clean_line(_string(mapping, "author"), limit=AUTHOR_LIMIT)
+        return _author_text(_string(mapping, "author"))
     return clean_line(", ".join(names), limit=AUTHOR_LIMIT)
 
 
@@ -403,7 +260,7 @@ def _ttl(value: object) -> timedelta | None:
 
 
 def _parse_xml(text: str, *, url: str, tz: tzinfo, warnings: list[str]) -> ParsedDocument:
-    data, prepared = _prepare_xml(text)
+    data, prepared = prepare_xml(text)
     warnings += prepared
     result = feedparser.parse(
         io.BytesIO(data),  # a stream: given bytes, feedparser would first try them as a file name
@@ -463,7 +320,7 @@ def _json_authors(obj: dict[str, Any], path: str) -> str:
         prefix = f"{where}[{i}]." if where.endswith("authors") else f"{where}."
         if not isinstance(author, dict):
             raise _Invalid(f"{prefix[:-1]}: expected an object")
-        name = clean_line(_optional_str(author, "name", prefix), limit=AUTHOR_LIMIT)
+        name = _author_text(_optional_str(author, "name", prefix))
         if name and name not in names:
             names.append(name)
     return clean_line(", ".join(names), limit=AUTHOR_LIMIT)

@@ -28,6 +28,7 @@ from lxml import etree
 from lxml.cssselect import CSSSelector, SelectorError
 
 from syndication.errors import ParseError
+from syndication.ingest.netguard import file_problem
 from syndication.ingest.normalize import (
     absolute_url,
     decode_document,
@@ -848,11 +849,12 @@ def _site(url: str) -> tuple[str, str]:
 
 
 def _same_site(link: str, page: str) -> bool:
-    """Same host (``www.`` and http/https aside); for ``file:`` the page's directory tree."""
+    """Same host (``www.`` and http/https aside); for ``file:`` the page's directory tree,
+    decoded and normalised as ``fetch`` reads it (``%2e%2e/`` leads out, not down)."""
     kind, where = _site(page)
     link_kind, link_where = _site(link)
     if kind == "file":
-        return link_kind == "file" and urlsplit(link).path.startswith(where)
+        return link_kind == "file" and file_problem(link, listing=page) is None
     return link_kind == "web" and link_where == where
 
 
