@@ -36,6 +36,7 @@ from syndication.core.operations import OperationsService
 from syndication.core.service import Worker
 from syndication.errors import SyndicationError
 from syndication.scheduler import ServiceScheduler, local_time
+from syndication.store import display_url
 from syndication.types import HealthReport
 from syndication.web.app import WebApp, create_app, create_operations_app
 from syndication.web.server import ASGIApp, bound_socket
@@ -263,7 +264,7 @@ def _log_start(
             f"the Maildir {mail.maildir}" if mail.transport == "maildir" else f"SMTP {mail.host}:{mail.port}"
         )
         log.info("digests go to %s, from %s", where, mail.from_address)
-    log.info("store: %s; this process: %s (%s)", settings.storage.display_url, app.owner, roles.name)
+    log.info("store: %s; this process: %s (%s)", display_url(settings.storage.url), app.owner, roles.name)
     if roles.workers:
         log.info("polling %d sources; sending queued deliveries", len(settings.sources))
     elif roles.scheduler:

@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo
 from syndication import __version__
 from syndication.types import DigestSpec, SourceSpec
 
-from .values import redact_url
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SiteSettings:
@@ -33,12 +31,8 @@ class SiteSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StorageSettings:
-    url: str
-
-    @property
-    def display_url(self) -> str:
-        """The URL without any password, for logs and messages."""
-        return redact_url(self.url)
+    url: str = field(repr=False)
+    """May hold the password: shown to people only as ``syndication.store.display_url`` renders it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
