@@ -9,18 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.test_cli import write_config
 from tests.test_run import free_port, start, stop, wait_for
-
-
-def scraped(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+from tests.test_web_operations import samples
 
 
 @pytest.mark.parametrize("command", ["serve", "run"])
@@ -52,7 +44,7 @@ def test_health_and_metrics_only_on_the_admin_port(tmp_path: Path, command: str)
         health = httpx.get(private + "/healthz", timeout=10).json()
         assert health["status"] == "ok"
         assert health["scheduler"] == ("alive" if command == "run" else "absent")
-        metrics = scraped(httpx.get(private + "/metrics", timeout=10).text)
+        metrics = samples(httpx.get(private + "/metrics", timeout=10).text)
         # One process, one set of counters: the public port's feed answers are counted here.
         assert metrics[("syndication_feed_requests_total", (("status", "200"),))] == 1
         assert metrics[("syndication_store_up", ())] == 1
