@@ -139,14 +139,12 @@ async def _run(
     listeners: list[tuple[str, int, ASGIApp]] = []
     admin = _admin_address(settings, roles)
     if roles.web:
-        feeds = await app.feed_service()
         asgi = await build_web(
             app, settings, templates, on_warning, operations, serve_operations=admin is None
         )
         listeners.append((host, port, asgi))
         if admin is not None:
             listeners.append((*admin, create_operations_app(operations)))
-        watcher = asyncio.create_task(feeds.watch())
     elif port:
         listeners.append((host, port, create_operations_app(operations)))  # a worker's probes and metrics
     # Bound here, not by uvicorn, so that a port in use is one clear error line; all of
@@ -181,6 +179,8 @@ async def _run(
                 running.should_exit = True
             await asyncio.gather(*tasks, return_exceptions=True)
             raise SyndicationError(f"the web server did not start on {where}:{number}")
+    if roles.web:
+        watcher = asyncio.create_task((await app.feed_service()).watch())
     if scheduler is not None:
         await scheduler.beat()
         runs, _ = await scheduler.catch_up()
