@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from syndication.core.operations import OperationsService
 from syndication.core.service import Worker
 from syndication.errors import SyndicationError
 from syndication.scheduler import ServiceScheduler, local_time
+from syndication.store import display_url
 from syndication.types import HealthReport
 from syndication.web.app import WebApp, create_app, create_operations_app
 from syndication.web.server import ASGIApp, bound_socket
@@ -124,7 +126,7 @@ async def _run(
     )
     started = app.clock()
     tasks: list[asyncio.Task[None]] = []
-    server: _Server | None = None
+    servers: list[_Server] = []
     watcher: asyncio.Task[None] | None = None
 
     async def health() -> HealthReport:
@@ -134,25 +136,51 @@ async def _run(
         return await app.health(scheduler_heartbeat=scheduler.last_beat or started)
 
     operations = OperationsService(metrics=app.metrics, health=health, snapshot=app.metrics_snapshot)
-    asgi: ASGIApp | None = None
+    listeners: list[tuple[str, int, ASGIApp]] = []
+    admin = _admin_address(settings, roles)
     if roles.web:
-        feeds = await app.feed_service()
-        asgi = await build_web(app, settings, templates, on_warning, operations)
-        watcher = asyncio.create_task(feeds.watch())
+        asgi = await build_web(
+            app, settings, templates, on_warning, operations, serve_operations=admin is None
+        )
+        listeners.append((host, port, asgi))
+        if admin is not None:
+            listeners.append((*admin, create_operations_app(operations)))
     elif port:
-        asgi = create_operations_app(operations)  # a worker's probes and metrics
-    if asgi is not None:
-        try:
-            # Bound here, not by uvicorn, so that a port in use is one clear error line.
-            sock = bound_socket(host, port)
-        except OSError as exc:
-            raise SyndicationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-        server = _Server(server_config(asgi, host=host, port=port, log_level="warning", lifespan="off"))
+        listeners.append((host, port, create_operations_app(operations)))  # a worker's probes and metrics
+    # Bound here, not by uvicorn, so that a port in use is one clear error line; all of
+    # them before any server starts.
+    sockets: list[socket.socket] = []
+    try:
+        for where, number, _ in listeners:
+            sockets.append(_listen(where, number))
+    except SyndicationError:
+        for sock in sockets:
+            sock.close()
+        raise
+    for (where, number, served), sock in zip(listeners, sockets, strict=True):
+        server = _Server(
+            server_config(
+                served,
+                host=where,
+                port=number,
+                log_level="warning",
+                lifespan="off",
+                request_timeout=settings.server.request_timeout.total_seconds(),
+                max_header_bytes=settings.server.max_header_bytes,
+                limit_concurrency=settings.server.limit_concurrency,
+            )
+        )
+        servers.append(server)
         tasks.append(asyncio.create_task(server.serve(sockets=[sock])))
-        while not server.started and not tasks[0].done():
+        while not server.started and not tasks[-1].done():
             await asyncio.sleep(0.02)
-        if tasks[0].done():
-            raise SyndicationError(f"the web server did not start on {host}:{port}")
+        if tasks[-1].done():
+            for running in servers:
+                running.should_exit = True
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise SyndicationError(f"the web server did not start on {where}:{number}")
+    if roles.web:
+        watcher = asyncio.create_task((await app.feed_service()).watch())
     if scheduler is not None:
         await scheduler.beat()
         runs, _ = await scheduler.catch_up()
@@ -165,7 +193,7 @@ async def _run(
         heartbeat = asyncio.create_task(_heartbeat(app, roles.name, started, stop))
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run(stop)))
-    _log_start(app, settings, roles, host, port, scheduler)
+    _log_start(app, settings, roles, host, port, admin, scheduler)
     try:
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -182,9 +210,10 @@ async def _run(
                 work.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await work
-        if server is not None:
+        for server in servers:
             server.should_exit = True
-            await tasks[0]
+        for task in tasks[: len(servers)]:
+            await task
     finally:
         for task in [t for t in (watcher, heartbeat) if t is not None]:
             task.cancel()
@@ -196,15 +225,30 @@ async def _run(
     log.info("stopped")
 
 
+def _admin_address(settings: Settings, roles: Roles) -> tuple[str, int] | None:
+    """Where a web process serves ``/healthz`` and ``/metrics`` apart (``server.admin_port``), if set."""
+    port = settings.server.admin_port
+    return (settings.server.admin_host, port) if roles.web and port is not None else None
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        return bound_socket(host, port)
+    except OSError as exc:
+        raise SyndicationError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
 async def build_web(
     app: Syndication,
     settings: Settings,
     templates: Path,
     on_warning: Callable[[str], None] | None,
     operations: OperationsService,
+    *,
+    serve_operations: bool = True,
 ) -> WebApp:
-    """The web app of this service: feeds, pages, ``/healthz`` and ``/metrics`` and, with
-    digests, the subscription pages."""
+    """The web app of this service: feeds, pages, and, with digests, the subscription
+    pages; ``/healthz`` and ``/metrics`` too unless ``serve_operations`` is False."""
     feeds = await app.feed_service()
     subscriptions = await app.subscription_service() if settings.digests else None
     secret = settings.subscribe.secret.encode() if settings.subscribe.secret else None
@@ -221,10 +265,13 @@ async def build_web(
         subscriptions=subscriptions,
         secret=secret,
         rate_limits=(settings.subscribe.per_client_per_hour, settings.subscribe.per_address_per_day),
+        trusted_proxies=settings.server.trusted_proxies,
+        proxy_header=settings.server.proxy_header,
         # Wall time, not monotonic: form tokens must stay valid across restarts and processes.
         clock=time.time,
         archive=(await app.digest_service()).archive if settings.digests else None,
         operations=operations,
+        serve_operations=serve_operations,
     )
 
 
@@ -243,11 +290,14 @@ def _log_start(
     roles: Roles,
     host: str,
     port: int,
+    admin: tuple[str, int] | None,
     scheduler: ServiceScheduler | None,
 ) -> None:
     """The first lines: where feeds are served, where digests go, when jobs run next."""
     if not roles.web and port:
         log.info("health and metrics at http://%s:%d/healthz and /metrics", host, port)
+    if admin is not None:
+        log.info("health and metrics at http://%s:%d/healthz and /metrics (not on port %d)", *admin, port)
     if roles.web:
         shown = "localhost" if host in ("127.0.0.1", "::1", "0.0.0.0", "::") else host  # noqa: S104
         local = f"http://{shown}:{port}"
@@ -263,7 +313,7 @@ def _log_start(
             f"the Maildir {mail.maildir}" if mail.transport == "maildir" else f"SMTP {mail.host}:{mail.port}"
         )
         log.info("digests go to %s, from %s", where, mail.from_address)
-    log.info("store: %s; this process: %s (%s)", settings.storage.display_url, app.owner, roles.name)
+    log.info("store: %s; this process: %s (%s)", display_url(settings.storage.url), app.owner, roles.name)
     if roles.workers:
         log.info("polling %d sources; sending queued deliveries", len(settings.sources))
     elif roles.scheduler:

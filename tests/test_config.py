@@ -9,6 +9,7 @@ import pytest
 
 from syndication import config
 from syndication.errors import ConfigError
+from syndication.store import display_url
 
 GOOD = """
 [site]
@@ -155,7 +156,7 @@ def test_secret_url_from_environment_never_in_messages(tmp_path: Path) -> None:
     secret = "postgresql+psycopg://app:hunter2@db.example.org/syn"
     s = config.load(path, environ={"SYN_DB": secret})
     assert s.storage.url == secret
-    assert "hunter2" not in s.storage.display_url
+    assert "hunter2" not in display_url(s.storage.url) + repr(s)
     assert problems(tmp_path, text) == ["storage.url_env: environment variable SYN_DB is not set"]
     bad = config.load
     with pytest.raises(ConfigError) as info:
@@ -214,6 +215,54 @@ def test_bad_feed_settings_name_their_keys(tmp_path: Path) -> None:
     assert any(p.startswith("feeds.ttl: expected a duration") for p in found)
     assert "server.port: must be between 1 and 65535, got 70000" in found
     assert 'websub.hub: expected an http:// or https:// URL, got "ftp://x"' in found
+
+
+def test_server_limits_proxies_and_admin_address(tmp_path: Path) -> None:
+    text = GOOD + (
+        '[server]\nport = 9090\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/8", "2001:db8::/32"]\n'
+        'proxy_header = "Forwarded"\nrequest_timeout = "5s"\nmax_header_bytes = "16KiB"\n'
+        'limit_concurrency = 50\nadmin_host = "0.0.0.0"\nadmin_port = 9100\n'
+    )
+    s = config.load(write(tmp_path, text), environ={}).server
+    assert s.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "2001:db8::/32")
+    assert (s.proxy_header, s.request_timeout, s.max_header_bytes) == (
+        "forwarded",
+        timedelta(seconds=5),
+        16384,
+    )
+    assert (s.limit_concurrency, s.admin_host, s.admin_port) == (50, "0.0.0.0", 9100)
+    d = config.load(write(tmp_path, GOOD), environ={}).server
+    assert (d.trusted_proxies, d.proxy_header, d.admin_port) == ((), "x-forwarded-for", None)
+    assert (d.request_timeout, d.max_header_bytes, d.limit_concurrency) == (
+        timedelta(seconds=10),
+        65536,
+        1000,
+    )
+
+
+def test_bad_server_settings_name_their_keys(tmp_path: Path) -> None:
+    found = problems(
+        tmp_path,
+        GOOD + '[server]\nport = 9090\ntrusted_proxies = ["10.0.0.1/8", "proxy.local", 7, "0.0.0.0/0"]\n'
+        'proxy_header = "X-Real-IP"\nrequest_timeout = "0.5s"\nmax_header_bytes = "16MB"\n'
+        "limit_concurrency = 0\nadmin_port = 9090\n",
+    )
+    assert sorted(found) == sorted(
+        [
+            'server.trusted_proxies[0]: "10.0.0.1/8" has host bits set: did you mean "10.0.0.0/8"?',
+            'server.trusted_proxies[1]: "proxy.local" is not an IP address or a network such as "10.0.0.0/8"',
+            "server.trusted_proxies[2]: expected an address or a network as a string, got 7 (int)",
+            'server.trusted_proxies[3]: "0.0.0.0/0" trusts every address: clients could choose their own',
+            "server.admin_port: must differ from server.port (9090)",
+            'server.request_timeout: must be between "1s" and "10m", got "0.5s"',
+            'server.max_header_bytes: must be between "1KiB" and "1MiB", got \'16MB\'',
+            'server.proxy_header: expected "X-Forwarded-For" or "Forwarded", got "X-Real-IP"',
+            "server.limit_concurrency: must be between 1 and 1000000, got 0",
+        ]
+    )
+    assert problems(tmp_path, GOOD + '[server]\ntrusted_proxies = "127.0.0.1"\n') == [
+        'server.trusted_proxies: expected a list such as ["10.0.0.0/8"], got "127.0.0.1" (a string)'
+    ]
 
 
 @pytest.mark.parametrize("slug", ["all", "source-tin"])

@@ -195,3 +195,45 @@ def test_a_store_that_does_not_answer_in_time_fails_the_check(tmp_path: Path, st
 
     report = asyncio.run(run())
     assert (report.ok, report.store_ok, report.scheduler) == (False, False, "absent")
+
+
+def test_health_checks_at_once_share_one_look_at_the_store() -> None:
+    calls: list[int] = []
+    release = asyncio.Event()
+
+    async def check() -> int:
+        calls.append(len(calls))
+        await release.wait()
+        return len(calls)
+
+    async def run() -> list[int]:
+        shared = operations.Shared(check)
+        waiting = [asyncio.ensure_future(shared()) for _ in range(5)]
+        await asyncio.sleep(0)
+        waiting[0].cancel()  # a client that went away: the others still get the answer
+        await asyncio.sleep(0)
+        release.set()
+        answers = [await w for w in waiting[1:]]
+        return [*answers, await shared()]  # max_age 0: a later call asks again
+
+    assert asyncio.run(run()) == [1, 1, 1, 1, 2]
+    assert calls == [0, 1]
+
+
+def test_a_failure_is_not_reused() -> None:
+    outcomes: list[BaseException | str] = [StoreError("down"), "ok"]
+
+    async def call() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def run() -> str:
+        shared = operations.Shared(call, max_age=60, clock=lambda: 0.0)
+        with pytest.raises(StoreError):
+            await shared()
+        return await shared() + await shared()
+
+    assert asyncio.run(run()) == "okok"
+    assert outcomes == []

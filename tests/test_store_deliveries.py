@@ -108,6 +108,14 @@ def test_issues_are_unique_by_digest_and_time(store: Store) -> None:
     assert store.list_issues("daily", limit=1) == [tomorrow]
 
 
+@pytest.mark.parametrize("issue_id", [0, -1, 2**31, 2**63, 10**30])
+def test_an_id_no_row_can_have_finds_nothing(store: Store, issue_id: int) -> None:
+    """From a URL or the command line: the database is not asked (it would fail: out of range)."""
+    store.create_issue("daily", NOW, now=NOW)
+    assert store.get_issue(issue_id) is None
+    assert store.get_archive(issue_id, "0123456789abcdef") is None
+
+
 def test_two_processes_creating_the_same_issue_get_one_row(store: Store, store_url: str) -> None:
     for hour in range(5):
         scheduled = NOW + timedelta(hours=hour)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,7 +18,7 @@ from syndication.core import Syndication
 from syndication.core.operations import HEARTBEAT_MAX_AGE, OperationsService
 from syndication.metrics import CONTENT_TYPE
 from syndication.store import Store
-from syndication.types import HealthReport
+from syndication.types import HealthReport, MetricsSnapshot
 from syndication.web.app import Operations, create_app
 from tests.test_core import START, Clock, settings_for
 from tests.test_web import TEMPLATES, FakeProvider
@@ -32,7 +33,12 @@ def serve(tmp_path: Path, store_url: str) -> Iterator[MakeClient]:
     whose health check sees ``heartbeat`` (None: no scheduler in this process)."""
     opened: list[tuple[AppServer, httpx.Client, Syndication]] = []
 
-    def make(heartbeat: datetime | None = None, store: Store | None = None) -> httpx.Client:
+    def make(
+        heartbeat: datetime | None = None,
+        store: Store | None = None,
+        snapshots: list[MetricsSnapshot] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> httpx.Client:
         syn = Syndication(settings_for(tmp_path, store_url, ""), clock=Clock(), store=store)
         if store is None:
             asyncio.run(syn.start())
@@ -40,7 +46,13 @@ def serve(tmp_path: Path, store_url: str) -> Iterator[MakeClient]:
         async def health() -> HealthReport:
             return await syn.health(scheduler_heartbeat=heartbeat)
 
-        operations = OperationsService(metrics=syn.metrics, health=health, snapshot=syn.metrics_snapshot)
+        async def snapshot() -> MetricsSnapshot:
+            taken = await syn.metrics_snapshot()
+            if snapshots is not None:
+                snapshots.append(taken)  # one more read of the store
+            return taken
+
+        operations = OperationsService(metrics=syn.metrics, health=health, snapshot=snapshot, clock=clock)
         app = create_app(FakeProvider(), templates_dir=TEMPLATES, operations=_is_operations(operations))
         server = AppServer(app).start()
         client = httpx.Client(base_url=server.base_url, headers={"Accept-Encoding": "identity"})
@@ -142,6 +154,28 @@ def test_metrics_still_answer_when_the_store_fails(serve: MakeClient, store_url:
     found = samples(response.text)
     assert found[("syndication_store_up", ())] == 0
     assert found[("syndication_feed_requests_total", (("status", "200"),))] == 1
+
+
+def test_the_stores_totals_are_read_at_most_once_in_five_seconds(serve: MakeClient) -> None:
+    """On the public port ``/metrics`` is anyone's to ask: a flood must not reach the store."""
+    now = [1000.0]
+    reads: list[MetricsSnapshot] = []
+    client = serve(snapshots=reads, clock=lambda: now[0])
+    for _ in range(5):
+        assert samples(client.get("/metrics").text)[("syndication_store_up", ())] == 1
+    assert len(reads) == 1
+    assert client.get("/feeds/all.rss").status_code == 200
+    counted = samples(client.get("/metrics").text)  # the counters are this scrape's
+    assert counted[("syndication_feed_requests_total", (("status", "200"),))] == 1
+    now[0] += 4.9
+    client.get("/metrics")
+    assert len(reads) == 1
+    now[0] += 0.1
+    client.get("/metrics")
+    assert len(reads) == 2
+    now[0] -= 3600  # a clock set back does not keep an old answer for an hour
+    client.get("/metrics")
+    assert len(reads) == 3
 
 
 def test_without_operations_there_are_no_such_routes() -> None:

@@ -7,7 +7,6 @@ is a ``FakeClock``: CSRF expiry and rate-limit windows are crossed without sleep
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import secrets
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from syndication.errors import StoreError
 from syndication.types import Channel, FeedDocument, FeedFormat, FeedPage, FeedSpec, Subscriber
 from syndication.web.app import FeedProvider, SubscriptionProvider, WebApp, create_app
+from syndication.web.proxies import TrustedProxies
 from syndication.web.subscribe import CsrfTokens, RateLimiter, client_key, mask_address, valid_token
 from tests.webserver import AppServer
 
@@ -1111,6 +1111,22 @@ def test_forwarded_addresses_count_only_from_trusted_proxies(
     assert statuses == [200, 200, 429]  # the nearest untrusted hop decides
 
 
+def test_the_forwarded_scheme_counts_only_from_trusted_proxies(
+    serve: AppServer, subscriptions: FakeSubscriptions, clock: FakeClock
+) -> None:
+    """A proxy that ends TLS forwards over http: the browser's Origin says https://<host>."""
+    origin = serve.base_url.replace("http://", "https://")
+    headers = {"Origin": origin, "X-Forwarded-Proto": "https"}
+    statuses = []
+    for trusted in ([], ["127.0.0.1"]):
+        serve.app = make_app(subscriptions, clock, trusted_proxies=trusted)
+        with httpx.Client(base_url=serve.base_url) as client:
+            csrf = csrf_tokens(client.get("/dang-ky").text)[0]
+            data = {"csrf": csrf, "address": "x@example.org", "digest": "daily"}
+            statuses.append(client.post("/dang-ky", data=data, headers=headers).status_code)
+    assert statuses == [403, 200]
+
+
 # --- the rules, without a server ------------------------------------------------------------
 
 
@@ -1206,7 +1222,7 @@ def test_rate_limiter_slides_and_forgets() -> None:
 def test_client_key(
     peer: tuple[str, int] | None, headers: list[tuple[bytes, bytes]], trusted: list[str], key: str
 ) -> None:
-    networks = [ipaddress.ip_network(n) for n in trusted]
     scope: Scope = {"type": "http", "client": peer, "headers": headers}
+    TrustedProxies(trusted).resolve(scope)  # as the app does first
 
-    assert client_key(scope, networks) == key
+    assert client_key(scope) == key

@@ -7,6 +7,7 @@ import typer
 from syndication import config
 from syndication.cli.common import _errors, _run, _settings, out
 from syndication.core import Syndication
+from syndication.store import display_url
 
 db_app = typer.Typer(help="Manage the store's database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
@@ -18,7 +19,7 @@ def db_upgrade() -> None:
     with _errors():
         settings = _settings()
         revision = _run(_upgrade(settings))
-    out.print(f"{settings.storage.display_url} is at revision {revision}", markup=False, highlight=False)
+    out.print(f"{display_url(settings.storage.url)} is at revision {revision}", markup=False, highlight=False)
 
 
 async def _upgrade(settings: config.Settings) -> str | None:
@@ -33,7 +34,7 @@ def config_check() -> None:
         settings = _settings()
     out.print(
         f"{settings.path}: OK: {len(settings.categories)} categories, {len(settings.sources)} sources, "
-        f"store {settings.storage.display_url}",
+        f"store {display_url(settings.storage.url)}",
         markup=False,
         highlight=False,
     )

@@ -55,7 +55,6 @@ from .values import (
     parse_duration,
     parse_keep,
     parse_size,
-    redact_url,
     resolve_path,
 )
 
@@ -78,7 +77,6 @@ __all__ = [
     "parse_duration",
     "parse_keep",
     "parse_size",
-    "redact_url",
     "resolve_path",
 ]
 

@@ -8,6 +8,7 @@ problems at once.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import timedelta
@@ -298,12 +299,78 @@ def _retention_settings(c: _Checker, t: Mapping[str, Any]) -> RetentionSettings:
 def _server_settings(c: _Checker, t: Mapping[str, Any]) -> ServerSettings:
     d = ServerSettings()
     p = "server."
-    c.unknown(t, p, {"host", "port"})
-    port = c.get(t, p, "port", int, d.port)
-    if port is None or not 1 <= port <= 65535:
-        c.problem(p + "port", f"must be between 1 and 65535, got {port}")
-        port = d.port
-    return ServerSettings(host=c.get(t, p, "host", str, d.host) or d.host, port=port)
+    c.unknown(t, p, _SERVER_KEYS)
+
+    def number(name: str, default: int | None, low: int, high: int) -> int | None:
+        value = c.get(t, p, name, int, default)
+        if value is not None and not low <= value <= high:
+            c.problem(p + name, f"must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    port = number("port", d.port, 1, 65535) or d.port
+    admin_port = number("admin_port", None, 1, 65535)
+    if admin_port is not None and admin_port == port:
+        c.problem(p + "admin_port", f"must differ from server.port ({port})")
+        admin_port = None
+    timeout = c.convert(t, p, "request_timeout", parse_duration, d.request_timeout)
+    if not timedelta(seconds=1) <= timeout <= timedelta(minutes=10):
+        c.problem(p + "request_timeout", f'must be between "1s" and "10m", got "{t["request_timeout"]}"')
+        timeout = d.request_timeout
+    header_bytes = c.convert(t, p, "max_header_bytes", parse_size, d.max_header_bytes)
+    if not 1024 <= header_bytes <= 1024 * 1024:
+        c.problem(p + "max_header_bytes", f'must be between "1KiB" and "1MiB", got {t["max_header_bytes"]!r}')
+        header_bytes = d.max_header_bytes
+    header = (c.get(t, p, "proxy_header", str, d.proxy_header) or d.proxy_header).lower()
+    if header not in ("x-forwarded-for", "forwarded"):
+        c.problem(p + "proxy_header", f'expected "X-Forwarded-For" or "Forwarded", got "{t["proxy_header"]}"')
+        header = d.proxy_header
+    return ServerSettings(
+        host=c.get(t, p, "host", str, d.host) or d.host,
+        port=port,
+        trusted_proxies=_trusted_proxies(c, t.get("trusted_proxies", []), p + "trusted_proxies"),
+        proxy_header="forwarded" if header == "forwarded" else "x-forwarded-for",
+        request_timeout=timeout,
+        max_header_bytes=header_bytes,
+        limit_concurrency=number("limit_concurrency", d.limit_concurrency, 1, 1_000_000)
+        or d.limit_concurrency,
+        admin_host=c.get(t, p, "admin_host", str, d.admin_host) or d.admin_host,
+        admin_port=admin_port,
+    )
+
+
+_SERVER_KEYS = {
+    "host", "port", "trusted_proxies", "proxy_header", "request_timeout", "max_header_bytes",
+    "limit_concurrency", "admin_host", "admin_port",
+}  # fmt: skip
+
+
+def _trusted_proxies(c: _Checker, value: object, key: str) -> tuple[str, ...]:
+    """Addresses and networks, each as ``ipaddress`` writes it; every bad entry is a problem."""
+    if not isinstance(value, list):
+        c.problem(
+            key,
+            f'expected a list such as ["10.0.0.0/8"], got {_describe(value)}',
+        )
+        return ()
+    networks: list[str] = []
+    for i, entry in enumerate(value):
+        where = f"{key}[{i}]"
+        if not isinstance(entry, str):
+            c.problem(where, f"expected an address or a network as a string, got {_describe(entry)}")
+            continue
+        try:
+            network = ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            c.problem(where, f'"{entry}" is not an IP address or a network such as "10.0.0.0/8"')
+            continue
+        if network.prefixlen == 0:
+            c.problem(where, f'"{entry}" trusts every address: clients could choose their own')
+        elif "/" in entry and str(network) != entry.strip():
+            c.problem(where, f'"{entry}" has host bits set: did you mean "{network}"?')
+        else:
+            networks.append(str(network))
+    return tuple(networks)
 
 
 def _categories(c: _Checker, items: object) -> tuple[Category, ...]:

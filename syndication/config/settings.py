@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo
 from syndication import __version__
 from syndication.types import DigestSpec, SourceSpec
 
-from .values import redact_url
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SiteSettings:
@@ -33,12 +31,8 @@ class SiteSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StorageSettings:
-    url: str
-
-    @property
-    def display_url(self) -> str:
-        """The URL without any password, for logs and messages."""
-        return redact_url(self.url)
+    url: str = field(repr=False)
+    """May hold the password: shown to people only as ``syndication.store.display_url`` renders it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,8 +66,24 @@ class FeedSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
+    """The web server of ``run`` and ``serve`` (``[server]``)."""
+
     host: str = "127.0.0.1"
     port: int = 8080
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses and networks (CIDR) of the reverse proxies whose forwarding header is believed."""
+    proxy_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    """The header those proxies add the client to: ``X-Forwarded-For`` or ``Forwarded`` (RFC 7239)."""
+    request_timeout: timedelta = timedelta(seconds=10)
+    """How long a client has to send a whole request (headers and body), from its first byte
+    or, on a new connection, from the connection."""
+    max_header_bytes: int = 64 * 1024
+    """The request line and headers of one request, at most."""
+    limit_concurrency: int = 1000
+    """Connections served at once; a request on one more gets 503."""
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None
+    """Where ``/healthz`` and ``/metrics`` are served instead of the public port; None: on it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,11 +20,6 @@ from syndication.ingest.netguard import host_problem
 T = TypeVar("T")
 
 
-def redact_url(url: str) -> str:
-    """Replace the password of a URL (``user:secret@host``) with ``***``."""
-    return re.sub(r"(//[^/:@]*):[^@/]*@", r"\1:***@", url)
-
-
 # --- small value parsers: each returns the value or raises ValueError with a message ---
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s)")
@@ -212,8 +207,13 @@ def _storage_url(value: str, base: Path) -> str:
             path, _, query = rest.partition("?")
             url = "sqlite:///" + str(resolve_path(path, base))
             return f"{url}?{query}" if query else url
+    # The URL may hold a password: messages quote no more of it than its scheme.
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
-        raise ValueError(f'expected a sqlite:/// or postgresql+psycopg:// URL, got "{redact_url(value)}"')
+        scheme = value.partition(":")[0] if re.match(r"^[a-z][a-z0-9+]{0,30}:", value) else ""
+        given = f'a URL beginning "{scheme}:"' if scheme else "something else"
+        raise ValueError(f"expected a sqlite:/// or postgresql+psycopg:// URL, got {given}")
+    if value.startswith("postgresql") and value.partition("?")[0].count("@") > 1:
+        raise ValueError('the user part of the URL has an "@" in it: write it as %40')
     return value
 
 

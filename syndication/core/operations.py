@@ -3,7 +3,11 @@
 ``health`` answers "can this process do its work now?" for ``/healthz``;
 ``metrics_snapshot`` reads the totals that ``/metrics`` reports as gauges.
 ``OperationsService`` puts both behind what the web app asks
-(``web.app.Operations``, satisfied structurally: core does not import web).
+(``web.app.Operations``, satisfied structurally: core does not import web), and
+keeps a flood of requests from becoming a flood of store queries: concurrent health
+checks share one look at the store, and the totals are reused for
+``SNAPSHOT_MAX_AGE`` seconds (Prometheus scrapes every 15 s or more; several
+scrapers, or someone reloading the page, cost one query).
 
 Both only read: they never upgrade the store or record sources, so a probe cannot
 change anything, and a store that is down makes the report fail rather than raise.
@@ -15,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from syndication.core.feeds import DbRunner
 from syndication.errors import StoreError
@@ -24,7 +30,15 @@ from syndication.metrics import CONTENT_TYPE, Metrics
 from syndication.store import Store
 from syndication.types import Clock, HealthReport, MetricsSnapshot, SchedulerState, SourceState
 
-__all__ = ["HEARTBEAT_MAX_AGE", "PING_TIMEOUT", "OperationsService", "health", "metrics_snapshot"]
+__all__ = [
+    "HEARTBEAT_MAX_AGE",
+    "PING_TIMEOUT",
+    "SNAPSHOT_MAX_AGE",
+    "OperationsService",
+    "Shared",
+    "health",
+    "metrics_snapshot",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +46,10 @@ HEARTBEAT_MAX_AGE = timedelta(minutes=2)
 """A scheduler whose last heartbeat is older than this is taken for stuck."""
 PING_TIMEOUT = 5.0
 """Seconds the store may take to answer the health check before it counts as down."""
+SNAPSHOT_MAX_AGE = 5.0
+"""Seconds the store's totals behind the gauges of ``/metrics`` are reused."""
+
+T = TypeVar("T")
 
 
 async def health(
@@ -82,12 +100,51 @@ async def metrics_snapshot(*, db: DbRunner, store: Store, source_ids: Sequence[s
     return await db(_read_snapshot, store, source_ids)
 
 
+class Shared(Generic[T]):
+    """The answer of ``call``, shared by every caller that comes while it runs and reused
+    for ``max_age`` seconds of ``clock`` after it (0: only shared). A caller that goes away
+    does not cancel it for the others; a failure is not reused.
+    """
+
+    def __init__(
+        self,
+        call: Callable[[], Awaitable[T]],
+        *,
+        max_age: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._call = call
+        self._max_age = max_age
+        self._clock = clock
+        self._running: asyncio.Future[T] | None = None
+        self._answer: tuple[float, T] | None = None
+
+    async def __call__(self) -> T:
+        if self._answer is not None:
+            at, answer = self._answer
+            if 0 <= self._clock() - at < self._max_age:  # (a clock set back: ask again)
+                return answer
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._ask())
+        return await asyncio.shield(self._running)
+
+    async def _ask(self) -> T:
+        try:
+            answer = await self._call()
+            self._answer = (self._clock(), answer)
+            return answer
+        finally:
+            self._running = None
+
+
 class OperationsService:
     """What ``/healthz`` and ``/metrics`` ask of the service (``web.app.Operations``).
 
     ``health`` and ``snapshot`` are the calls that read the store (usually
     ``Syndication.health`` and ``Syndication.metrics_snapshot``, bound to what the
-    process runs); ``metrics`` holds the counters and renders the answer.
+    process runs); ``metrics`` holds the counters and renders the answer. Health checks
+    running at once share one; a snapshot (or the store's failure to give one) is reused
+    for ``snapshot_max_age`` seconds of ``clock`` (monotonic).
     """
 
     metrics_content_type = CONTENT_TYPE
@@ -98,10 +155,13 @@ class OperationsService:
         metrics: Metrics,
         health: Callable[[], Awaitable[HealthReport]],
         snapshot: Callable[[], Awaitable[MetricsSnapshot]],
+        snapshot_max_age: float = SNAPSHOT_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._metrics = metrics
-        self._health = health
+        self._health = Shared(health)
         self._snapshot = snapshot
+        self._snapshots = Shared(self._read_snapshot, max_age=snapshot_max_age, clock=clock)
         # The metrics' own method, not a wrapper: it is called for every feed request.
         self.observe_feed_request: Callable[[int], None] = metrics.observe_feed_request
 
@@ -110,13 +170,14 @@ class OperationsService:
 
     async def metrics(self) -> bytes:
         """The metrics text; the counters still go out when the store cannot be read."""
-        snapshot: MetricsSnapshot | None
+        return self._metrics.render(await self._snapshots())
+
+    async def _read_snapshot(self) -> MetricsSnapshot | None:
         try:
-            snapshot = await self._snapshot()
+            return await self._snapshot()
         except StoreError as exc:
             log.warning("metrics: cannot read the store: %s", exc)
-            snapshot = None
-        return self._metrics.render(snapshot)
+            return None
 
 
 def _ping_and_last_success(store: Store, source_ids: Sequence[str]) -> datetime | None:

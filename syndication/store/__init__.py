@@ -62,13 +62,13 @@ from . import service as _service
 from . import sources as _sources
 from . import subscribers as _subscribers
 from .deliveries import NO_ORGANISATION, NewDelivery
-from .engine import Database
+from .engine import Database, display_url
 from .running import RunningStore
 from .service import Pruned
 from .subscribers import SubscriberCounts
 from .util import name_order
 
-__all__ = ["NO_ORGANISATION", "NewDelivery", "Pruned", "Store", "SubscriberCounts"]
+__all__ = ["NO_ORGANISATION", "NewDelivery", "Pruned", "Store", "SubscriberCounts", "display_url"]
 
 
 class Store(RunningStore):

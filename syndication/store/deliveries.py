@@ -34,7 +34,7 @@ from syndication.types import Delivery, DeliveryStatus, DigestIssue
 
 from .schema import DELIVERY_STATUSES, deliveries, digest_archive, digest_issues, subscribers
 from .subscribers import normalise_address
-from .util import chunks, insert_ignoring_conflicts, name_order
+from .util import chunks, insert_ignoring_conflicts, is_id, name_order
 
 NO_ORGANISATION = "(không thuộc tổ chức)"
 """How ``issue_report`` names the addresses that belong to no organisation."""
@@ -100,6 +100,8 @@ def mark_planned(connection: Connection, issue_id: int, *, now: datetime) -> Non
 
 
 def get_issue(connection: Connection, issue_id: int) -> DigestIssue | None:
+    if not is_id(issue_id):
+        return None
     row = connection.execute(select(digest_issues).where(digest_issues.c.id == issue_id)).first()
     return None if row is None else _issue(row)
 
@@ -392,6 +394,8 @@ def save_archive(connection: Connection, issue_id: int, key: str, html: str, now
 
 
 def get_archive(connection: Connection, issue_id: int, key: str) -> str | None:
+    if not is_id(issue_id):
+        return None
     query = select(digest_archive.c.html).where(
         digest_archive.c.issue_id == issue_id, digest_archive.c.key == key
     )

@@ -2,8 +2,9 @@
 
 Every database call of the store runs inside ``Database.transaction``, which is
 where SQLAlchemy and DBAPI exceptions become ``StoreError`` (once, here, with
-``raise ... from``). Messages name the database by its URL with the password
-hidden, and never include a password.
+``raise ... from``). Messages name the database by its URL as ``display_url``
+renders it (the one place that does), and never include a password, given in the
+URL's user part or as ``?password=``.
 
 SQLite: WAL journal, foreign keys on, a busy timeout, ``synchronous=NORMAL``.
 The ``sqlite3`` driver's own transaction handling is switched off and
@@ -23,11 +24,13 @@ No SQL about the domain here.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc, make_url, text
 from sqlalchemy.engine import URL
@@ -43,9 +46,36 @@ _SUPPORTED = ("sqlite", "postgresql")
 _UNDEFINED_TABLE = "42P01"
 
 
-def display_url(url: URL) -> str:
-    """The URL as shown in messages: password hidden."""
-    return url.render_as_string(hide_password=True)
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+"""libpq's parameters that hold a secret: ``?password=`` also logs in, ``sslpassword`` unlocks a key."""
+
+
+def display_url(url: URL | str) -> str:
+    """The database URL as shown to people (messages, logs, the CLI): the password as
+    ``***``, and ``password=`` and ``sslpassword=`` left out of the query. A URL that
+    cannot be read is shown by its scheme only: any part of it might be the password.
+    """
+    if isinstance(url, str):
+        text = url
+        try:
+            url = make_url(text)
+        except (exc.ArgumentError, ValueError):
+            scheme = text.partition("://")[0] if "://" in text else ""
+            if re.fullmatch(r"[a-z][a-z0-9+]{0,30}", scheme):
+                return f"{scheme}://… (not a valid URL)"
+            return "(not a valid URL)"
+    hidden = [key for key in url.query if key.lower() in _SECRET_QUERY_KEYS]
+    return url.difference_update_query(hidden).render_as_string(hide_password=True)
+
+
+def _secrets(url: URL) -> list[str]:
+    """Every secret ``url`` carries, as given and percent-encoded, longest first."""
+    values = [url.password or ""]
+    for key, value in url.query.items():
+        if key.lower() in _SECRET_QUERY_KEYS:
+            values.extend([value] if isinstance(value, str) else value)
+    found = {form for v in values if v for form in (str(v), quote(str(v), safe=""))}
+    return sorted(found, key=len, reverse=True)
 
 
 def _reason(error: BaseException, url: URL | None) -> str:
@@ -53,8 +83,8 @@ def _reason(error: BaseException, url: URL | None) -> str:
     # psycopg appends the statement's context ("LINE 2: FROM articles ^"); keep its primary message.
     primary = getattr(getattr(original, "diag", None), "message_primary", None)
     reason = " ".join(str(primary or original).split()) or type(original).__name__
-    if url is not None and url.password:
-        reason = reason.replace(str(url.password), "***")
+    for secret in _secrets(url) if url is not None else ():
+        reason = reason.replace(secret, "***")
     if getattr(original, "sqlstate", None) == _UNDEFINED_TABLE or "no such table" in reason:
         reason += " (the database needs an upgrade)"
     return reason
@@ -133,8 +163,8 @@ class Database:
         """
         try:
             self.url = make_url(url)
-        except exc.ArgumentError as error:
-            raise StoreError(f"invalid database URL: {error}") from error
+        except (exc.ArgumentError, ValueError) as error:  # ValueError: a port that is no number
+            raise StoreError(f"invalid database URL {display_url(url)}") from error
         self.name = display_url(self.url)
         backend = self.url.get_backend_name()
         if backend not in _SUPPORTED:

@@ -14,7 +14,17 @@ from syndication import text
 CHUNK = 500
 """Most values in one ``IN (...)``: well under SQLite's and PostgreSQL's parameter limits."""
 
+MAX_ID = 2**31 - 1
+"""The largest id an ``Integer`` primary key can hold on every backend (PostgreSQL's
+``integer`` is 32 bits): a larger number, from a URL or the command line, names no row."""
+
 _T = TypeVar("_T")
+
+
+def is_id(value: int) -> bool:
+    """Whether ``value`` could be the id of a row (1 to ``MAX_ID``); ask the database only then:
+    a larger number makes it fail (integer out of range) instead of finding nothing."""
+    return 0 < value <= MAX_ID
 
 
 def chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:

@@ -10,8 +10,11 @@
 - ``pages.Pages``, a Starlette app, renders the HTML pages and the 404 page;
 - ``subscribe.SubscriptionPages`` adds the subscription pages to that app when a
   ``SubscriptionProvider`` is given;
-- ``operations`` adds ``/healthz`` and ``/metrics`` when an ``Operations`` is given,
-  which also counts the answers of ``files``.
+- ``operations`` adds ``/healthz`` and ``/metrics`` when an ``Operations`` is given
+  (unless they are served on an address of their own), which also counts the
+  answers of ``files``;
+- ``proxies.TrustedProxies`` comes before all of them: behind a trusted reverse
+  proxy, the client and scheme are the forwarded ones.
 
 Both read what they serve from a ``FeedProvider`` (implemented in ``core``):
 feeds are built when articles change, never on a request.
@@ -36,6 +39,7 @@ from syndication.types import Channel, FeedDocument, FeedFormat, FeedPage, FeedS
 from syndication.web.files import FeedFiles
 from syndication.web.operations import operations_routes
 from syndication.web.pages import SECURITY_HEADERS, Pages
+from syndication.web.proxies import ProxyHeader, TrustedProxies
 from syndication.web.subscribe import SubscriptionPages, SubscriptionProvider
 
 __all__ = ["FeedProvider", "Operations", "SubscriptionProvider", "WebApp", "create_app"]
@@ -98,22 +102,31 @@ class Operations(Protocol):
 class WebApp:
     """The ASGI app ``create_app`` returns.
 
-    ``files`` answers feed files and hands everything else to ``pages.app`` (Starlette);
-    ``subscriptions`` holds the subscription routes (and their rate limiters) when served.
+    ``proxies`` first puts the forwarded client and scheme into the scope (when the peer
+    is a trusted proxy); ``files`` answers feed files and hands everything else to
+    ``pages.app`` (Starlette); ``subscriptions`` holds the subscription routes (and their
+    rate limiters) when served.
     """
 
     def __init__(
-        self, files: FeedFiles, pages: Pages, subscriptions: SubscriptionPages | None = None
+        self,
+        files: FeedFiles,
+        pages: Pages,
+        subscriptions: SubscriptionPages | None = None,
+        proxies: TrustedProxies | None = None,
     ) -> None:
         self.files = files
         self.pages = pages
         self.subscriptions = subscriptions
+        self.proxies = proxies or None
 
     @property
     def starlette(self) -> Starlette:
         return self.pages.app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.proxies is not None:
+            self.proxies.resolve(scope)
         await self.files(scope, receive, send)
 
 
@@ -147,9 +160,11 @@ def create_app(
     secret: bytes | None = None,
     rate_limits: tuple[int, int] = (10, 3),
     trusted_proxies: Sequence[str] = (),
+    proxy_header: ProxyHeader = "x-forwarded-for",
     clock: Callable[[], float] = time.monotonic,
     archive: Callable[[int, str], Awaitable[str | None]] | None = None,
     operations: Operations | None = None,
+    serve_operations: bool = True,
 ) -> WebApp:
     """The web app serving ``provider``'s feeds and pages, and ``subscriptions``' pages if given.
 
@@ -160,16 +175,21 @@ def create_app(
     For the subscription pages: ``secret`` keys the CSRF tokens and rate-limit keys
     (random per process when None: forms then expire on a restart, and processes
     sharing a site need a common secret); ``rate_limits`` is (subscribe requests per
-    client per hour, confirmation e-mails per address per day); ``trusted_proxies``
-    (addresses or networks) are the reverse proxies whose ``X-Forwarded-For`` is
-    believed; ``clock`` (seconds, monotonic) times CSRF tokens and rate limits.
+    client per hour, confirmation e-mails per address per day); ``clock`` (seconds,
+    monotonic) times CSRF tokens and rate limits.
 
-    ``operations`` serves ``/healthz`` and ``/metrics`` and counts feed file answers.
+    ``trusted_proxies`` (addresses or networks) are the reverse proxies whose
+    ``proxy_header`` (``X-Forwarded-For`` or ``Forwarded``) and ``X-Forwarded-Proto``
+    are believed (see ``proxies``).
+
+    ``operations`` counts feed file answers and, unless ``serve_operations`` is False
+    (they are served on an address of their own), answers ``/healthz`` and ``/metrics``.
 
     Raises:
         zoneinfo.ZoneInfoNotFoundError: ``timezone`` is not a known time zone.
         ValueError: a rate limit below 1, or a ``trusted_proxies`` entry that is no address.
     """
+    proxies = TrustedProxies(trusted_proxies, header=proxy_header)
     pages = Pages(provider, templates_dir=templates_dir, timezone=timezone, cache_max_age=cache_max_age)
     subscription_pages = None
     if subscriptions is not None:
@@ -178,13 +198,12 @@ def create_app(
             pages=pages,
             secret=secrets.token_bytes(32) if secret is None else secret,
             rate_limits=rate_limits,
-            trusted_proxies=trusted_proxies,
             clock=clock,
         )
         pages.app.router.routes.extend(subscription_pages.routes)
     if archive is not None:
         pages.app.router.routes.append(Route("/ban-tin/{issue:int}/{key}", _archive_endpoint(archive, pages)))
-    if operations is not None:
+    if operations is not None and serve_operations:
         pages.app.router.routes.extend(operations_routes(operations))
     files = FeedFiles(
         pages.app,
@@ -194,7 +213,7 @@ def create_app(
         cache_size=gzip_cache_size,
         on_response=None if operations is None else operations.observe_feed_request,
     )
-    return WebApp(files, pages, subscription_pages)
+    return WebApp(files, pages, subscription_pages, proxies)
 
 
 def create_operations_app(operations: Operations) -> Starlette:

@@ -21,8 +21,9 @@ personal pages show the address masked (``ng***@example.org``).
 Forms carry a stateless CSRF token, ``<issued>.<HMAC(secret, purpose, token, issued)>``,
 valid for two hours, and a POST is refused when ``Origin`` or ``Sec-Fetch-Site``
 says it came from another site. Subscribing is rate-limited in memory, per
-client (IPv6 by /64) and per address (HMAC of the address with any ``+tag``
-removed, so neither raw addresses nor client addresses are kept).
+client (IPv6 by /64; behind trusted reverse proxies the forwarded client, see
+``proxies``) and per address (HMAC of the address with any ``+tag`` removed, so
+neither raw addresses nor client addresses are kept).
 
 Must not: send mail, read the store, or interpret tokens: the provider does.
 """
@@ -44,7 +45,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -240,42 +240,21 @@ class RateLimiter:
             del self._hits[key]
 
 
-def client_key(scope: Scope, trusted_proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
-    """Who sent the request, for rate limits: the peer's address (an IPv6 one as its /64), or,
-    when the peer is a trusted proxy, the nearest untrusted address in ``X-Forwarded-For``."""
+def client_key(scope: Scope) -> str:
+    """Who sent the request, for rate limits: the client's address as ``scope`` holds it
+    (``web.proxies`` put the forwarded one there when the peer is a trusted proxy), an
+    IPv6 one as its /64 (one subscriber's network)."""
     client = scope.get("client")
     peer = client[0] if client else ""
-    address = _ip(peer)
-    if address is not None and _trusted(address, trusted_proxies):
-        hops = ",".join(Headers(scope=scope).getlist("x-forwarded-for")).split(",")
-        for hop in reversed(hops):
-            forwarded = _ip(hop)
-            if forwarded is None:
-                break
-            address = forwarded
-            if not _trusted(forwarded, trusted_proxies):
-                break
-    if address is None:
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
         return peer
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text.strip().removeprefix("[").removesuffix("]"))
-    except ValueError:
-        return None
-
-
-def _trusted(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
-    networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network],
-) -> bool:
-    return any(address in network for network in networks)
 
 
 def _origin(url: str) -> str:
@@ -402,13 +381,12 @@ class SubscriptionPages:
         pages: Pages,
         secret: bytes,
         rate_limits: tuple[int, int] = (10, 3),
-        trusted_proxies: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``rate_limits``: subscribe requests per client per hour, confirmation e-mails per address per day.
 
         Raises:
-            ValueError: a limit below 1, or a ``trusted_proxies`` entry that is no address or network.
+            ValueError: a limit below 1.
         """
         self.provider = provider
         self._pages = pages
@@ -416,7 +394,6 @@ class SubscriptionPages:
         self.csrf = CsrfTokens(secret, clock=clock)
         self.per_client = RateLimiter(rate_limits[0], HOUR, clock=clock)
         self.per_address = RateLimiter(rate_limits[1], DAY, clock=clock)
-        self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
         self.routes = [
             Route("/dang-ky", self.subscribe, methods=["GET", "POST"]),
             Route("/xac-nhan/{token:path}", self.confirm, methods=["GET", "POST"]),
@@ -437,7 +414,7 @@ class SubscriptionPages:
             return self._bad_form(exc.status)
         if not self.csrf.valid(form.one(CSRF_FIELD), "subscribe"):
             return self._expired("dang-ky")
-        retry = self.per_client.acquire(self._key("client", client_key(request.scope, self._trusted)))
+        retry = self.per_client.acquire(self._key("client", client_key(request.scope)))
         if retry is not None:
             logger.info("subscribe refused: too many requests from one client")
             return self._too_many(retry, "dang-ky")
