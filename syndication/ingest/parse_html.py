@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.html
 from lxml import etree
@@ -249,6 +249,7 @@ def parse_article_page(
     """
     _check_rules(rules, url)
     root, base = _load(content, url=url, declared_charset=declared_charset)
+    _absolutize(root, base)
     body_root = _body(root)
 
     site_name = _meta(root, "meta[property='og:site_name']")
@@ -302,7 +303,7 @@ def parse_article_page(
     if containers:
         fragment = "".join(_html(el) for el in containers)
     else:
-        fragment = _extract(article_root, url) or _html(anchor)
+        fragment = _extract(article_root) or _html(anchor)
     body_html = _finish_body(fragment, drop_texts=(title, lead, author), base=base)
 
     if not title and not html_to_text(body_html).strip():
@@ -347,11 +348,39 @@ def _load(content: bytes, *, url: str, declared_charset: str | None) -> tuple[_E
         src = img.get("src") or ""
         if lazy and (not src or src.startswith("data:") or "placeholder" in src or src.endswith(".gif")):
             img.set("src", lazy)
-    base = url
+    return root, _base_url(root, url)
+
+
+def _base_url(root: _El, url: str) -> str:
+    """What the page's relative links resolve against: its ``<base href>`` (itself resolved
+    against the page URL, fragment dropped) when that is http(s), else the page URL. An
+    offline copy read from a ``file:`` URL may also have a relative ``file:`` base."""
     base_el = root.find(".//base[@href]")
-    if base_el is not None:
-        base = _resolve(base_el.get("href"), url) or url
-    return root, base
+    if base_el is None:
+        return url
+    try:
+        base = urldefrag(urljoin(url, (base_el.get("href") or "").strip())).url
+        parts = urlsplit(base)
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if (scheme in ("http", "https") and parts.hostname) or (scheme == "file" == urlsplit(url).scheme):
+        return base
+    return url
+
+
+def _absolutize(root: _El, base: str) -> None:
+    """Make every link and image URL absolute against the page's base, query and fragment
+    kept. Done before extraction: what happens later (trafilatura resolves against the site
+    root; a fragment leaves the page) must not see a relative URL."""
+    for tag, attr in (("a", "href"), ("img", "src")):
+        for el in root.iter(tag):
+            value = (el.get(attr) or "").strip()
+            if value:
+                try:
+                    el.set(attr, urljoin(base, value))
+                except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 literal): left to sanitising
+                    continue
 
 
 def _check_rules(rules: HtmlRules, url: str) -> None:
@@ -726,7 +755,7 @@ def _common_ancestor(a: _El, b: _El) -> _El:
     return next((el for el in (b, *b.iterancestors()) if el in above_a), b)
 
 
-def _extract(article_root: _El, url: str) -> str | None:
+def _extract(article_root: _El) -> str | None:
     """The main text of an article, as HTML with links and images (trafilatura)."""
     source = copy.deepcopy(article_root)
     # trafilatura drops <figure> with its caption; as plain blocks both survive.
@@ -742,7 +771,7 @@ def _extract(article_root: _El, url: str) -> str | None:
 
     extracted = trafilatura.extract(
         page,
-        url=url if url.startswith(("http:", "https:")) else None,
+        url=None,  # links are absolute already; given a URL, it resolves them against the site root
         output_format="html",
         include_images=True,
         include_links=True,
