@@ -82,3 +82,31 @@ def test_relative_links_on_nested_listing_and_article_pages(
         assert_article_matches(
             fields, article["content_html"], {**expected, "updated": None, "image_url": None}
         )
+
+
+def test_dnn_and_aspnet_portals_without_selectors(tmp_path: Path, store_url: str, server: TestServer) -> None:
+    site = server.base_url
+    sources = ""
+    for listing, article in (("dnn-danh-sach", "dnn-bai-viet"), ("aspnet-danh-sach", "aspnet-bai-viet")):
+        for name in (listing, article):
+            server.add(golden(name, site)["served_at"], page(name), content_type=HTML)
+        sources += html_source(listing, site + golden(listing, site)["served_at"])
+    conf = write_config(tmp_path, store_url, sources)
+
+    result = syndication("fetch", config=conf)
+
+    assert result.returncode == 0, result.stderr
+    for listing, article in (("dnn-danh-sach", "dnn-bai-viet"), ("aspnet-danh-sach", "aspnet-bai-viet")):
+        # Every article link of the listing was followed (only one page of each is served).
+        requested = {r.path for r in server.requests}
+        assert {link.removeprefix(site) for link in golden(listing, site)["links"]} <= requested
+        expected = golden(article, site)
+        by_url = stored(conf, listing)
+        assert set(by_url) == {expected["url"]}
+        stored_article = by_url[expected["url"]]
+        # The date is the page's, not the time of the fetch.
+        assert_article_matches(
+            stored_fields(stored_article),
+            stored_article["content_html"],
+            {**expected, "updated": None, "image_url": None},
+        )
