@@ -5,6 +5,7 @@ json`` and compared with the goldens of ``tests/test_portal_pages.py``."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,58 @@ def test_dnn_and_aspnet_portals_without_selectors(tmp_path: Path, store_url: str
             stored_article["content_html"],
             {**expected, "updated": None, "image_url": None},
         )
+
+
+def test_legacy_vietnamese_pages_are_stored_as_unicode_and_say_so(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    site = server.base_url
+    # Old servers send no charset, or ISO-8859-1 by default.
+    for name, content_type in (
+        ("tcvn3-danh-sach", "text/html; charset=iso-8859-1"),
+        ("tcvn3-bai-viet", "text/html; charset=iso-8859-1"),
+        ("vni-danh-sach", "text/html"),
+        ("vni-bai-viet", "text/html"),
+        ("tcvn3-khong-chac", HTML),
+    ):
+        server.add(golden(name, site)["served_at"], page(name), content_type=content_type)
+    unsure = golden("tcvn3-khong-chac", site)
+    listing = f'<html><body><h3><a href="{unsure["served_at"]}">Provincial agencies review the year</a></h3>'
+    server.add("/tieng-anh/index.html", (listing + "</body></html>").encode(), content_type=HTML)
+    sources = (
+        html_source("tcvn3", site + "/tcvn3/index.html")
+        + html_source("vni", site + "/vni/index.html")
+        + html_source("tieng-anh", site + "/tieng-anh/index.html")
+    )
+    conf = write_config(tmp_path, store_url, sources)
+
+    result = syndication("fetch", config=conf)
+
+    assert result.returncode == 0, result.stderr
+    converted = "converted text from the legacy Vietnamese encoding {} to Unicode"
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert f"warning: tcvn3: {site}/tcvn3/index.html: {converted.format('TCVN3 (ABC)')}" in warnings
+    assert f"warning: tcvn3: {site}/tcvn3/bai-viet-1001.html: {converted.format('TCVN3 (ABC)')}" in warnings
+    assert f"warning: vni: {site}/vni/bai-viet-1001.html: {converted.format('VNI')}" in warnings
+    unsure_line = next(line for line in warnings if line.startswith(f"warning: tieng-anh: {unsure['url']}: "))
+    assert "looks like a legacy Vietnamese encoding (TCVN3 (ABC)?) but detection is unsure" in unsure_line
+    assert unsure_line.endswith("stored as is")
+
+    for source_id in ("tcvn3", "vni", "tieng-anh"):
+        name = {"tcvn3": "tcvn3-bai-viet", "vni": "vni-bai-viet", "tieng-anh": "tcvn3-khong-chac"}[source_id]
+        expected = golden(name, site)
+        (article,) = stored(conf, source_id).values()
+        assert unicodedata.is_normalized("NFC", article["title"] + article["content_html"])
+        assert_article_matches(
+            stored_fields(article), article["content_html"], {**expected, "updated": None, "image_url": None}
+        )
+
+    # The warnings stay with the sources after the poll: in the table and in JSON.
+    table = syndication("sources", config=conf)
+    assert table.returncode == 0, table.stderr
+    assert f"last warning of vni: {site}/vni/index.html: {converted.format('VNI')}" in table.stdout
+    assert "last warning of tieng-anh: " in table.stdout
+    listed = {s["id"]: s for s in json.loads(syndication("sources", "--format", "json", config=conf).stdout)}
+    assert converted.format("TCVN3 (ABC)") in listed["tcvn3"]["last_warning"]
+    assert "detection is unsure" in listed["tieng-anh"]["last_warning"]
+    assert listed["tcvn3"]["last_error"] is None

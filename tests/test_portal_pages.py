@@ -26,10 +26,25 @@ DATA = Path(__file__).parent / "data" / "portal"
 SITE = "https://dangbokhoi.example.vn"
 
 # Relative links and <base href> on nested pages (XHTML 1.0 Transitional, table layout).
-ARTICLES = ("lien-ket-tuong-doi", "lien-ket-co-base", "dnn-bai-viet", "aspnet-bai-viet")
-LISTINGS = ("danh-sach-tuong-doi", "danh-sach-co-base", "dnn-danh-sach", "aspnet-danh-sach")
-# DNN and ASP.NET WebForms pages: one <form> around everything, __VIEWSTATE, table layout.
-OLD_PORTAL_ARTICLES = ("dnn-bai-viet", "aspnet-bai-viet")
+ARTICLES = (
+    "lien-ket-tuong-doi",
+    "lien-ket-co-base",
+    "dnn-bai-viet",
+    "aspnet-bai-viet",
+    "tcvn3-bai-viet",
+    "vni-bai-viet",
+    "tcvn3-khong-chac",
+)
+LISTINGS = (
+    "danh-sach-tuong-doi",
+    "danh-sach-co-base",
+    "dnn-danh-sach",
+    "aspnet-danh-sach",
+    "tcvn3-danh-sach",
+    "vni-danh-sach",
+)
+# DNN and ASP.NET WebForms pages: one <form> around everything, __VIEWSTATE, table layout;
+# pages in TCVN3 and VNI (".VnTime", "VNI-Times" fonts), and one with two TCVN3 words only.
 
 
 def golden(name: str, site: str = SITE) -> dict[str, Any]:

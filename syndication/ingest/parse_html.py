@@ -207,7 +207,7 @@ def selector_problem(selector: str) -> str | None:
 
 
 def extract_links(
-    content: bytes, *, url: str, declared_charset: str | None, rules: HtmlRules
+    content: bytes | str, *, url: str, declared_charset: str | None, rules: HtmlRules
 ) -> tuple[str, ...]:
     """Article links of a listing (category) page: absolute, without fragment, de-duplicated,
     in page order, at most ``rules.max_articles``.
@@ -251,7 +251,7 @@ def extract_links(
 
 
 def parse_article_page(
-    content: bytes, *, url: str, declared_charset: str | None, rules: HtmlRules, tz: tzinfo
+    content: bytes | str, *, url: str, declared_charset: str | None, rules: HtmlRules, tz: tzinfo
 ) -> ArticleData:
     """One article from its portal page: title, lead (sapo), sanitised body, author, date, image.
 
@@ -346,9 +346,10 @@ def parse_article_page(
 # --- Loading and selecting -------------------------------------------------------------------
 
 
-def _load(content: bytes, *, url: str, declared_charset: str | None) -> tuple[_El, str]:
-    """Decode and parse a page; return its root element and the base URL of its links."""
-    text, _warning = decode_document(content, declared=declared_charset)
+def _load(content: bytes | str, *, url: str, declared_charset: str | None) -> tuple[_El, str]:
+    """Decode (unless ``decode_document`` did already: ``content`` is text) and parse a page;
+    return its root element and the base URL of its links."""
+    text = content if isinstance(content, str) else decode_document(content, declared=declared_charset)[0]
     text = _XML_DECL.sub("", text, count=1)
     if not text.strip():
         raise ParseError("empty HTML document", url=url)
