@@ -226,3 +226,14 @@ def test_legacy_fixtures_are_what_the_tables_write(name: str, encoding: str) -> 
     assert legacy_vi.encode("Đảng bộ Khối tổ chức hội nghị", encoding) in fixture
     assert fixture.isascii() is False
     assert "Đảng".encode() not in fixture
+
+
+def test_unclosed_script_and_comment_hold_no_text() -> None:
+    body = legacy_vi.encode(SENTENCE, "TCVN3")
+    for opening in (b"<script>var s = '", b"<!-- "):
+        content = b"<p>" + body + b"</p>" + opening + body
+
+        text, warning = decode_document(content, declared="windows-1252")
+
+        assert text == f"<p>{SENTENCE}</p>" + (opening + body).decode("cp1252")
+        assert warning == f"{CONVERTED} TCVN3 (ABC) to Unicode"

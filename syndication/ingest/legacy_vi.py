@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import codecs
 import functools
+import itertools
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -200,6 +202,7 @@ def is_syllable(word: str) -> bool:
 # --- Detection -------------------------------------------------------------------------------
 
 _WORD = re.compile(rb"[A-Za-z\x80-\xff\x02\x05\x06\x14\x19\x1e]+")
+_LEGACY_BYTE = re.compile(rb"[\x80-\xff\x02\x05\x06\x14\x19\x1e]")
 _FONT_HINTS = {
     "TCVN3": re.compile(r"\.vn(?:time|arial|avant|book|centur|classic|commerce|cooper|helv|souvenir)", re.I),
     "VNI": re.compile(r"\bvni[- ](?:times|helve|aptima|book|centur|cooper|univer|avo)", re.I),
@@ -230,33 +233,42 @@ class Reading:
         return (self.votes >= 2 and self.votes >= 0.3 * self.words) or (self.font_hint and self.votes >= 1)
 
 
-def _words(data: bytes) -> Iterator[bytes]:
+ASSESSED_WORDS = 5000
+"""Words looked at to choose an encoding: plenty of evidence, and a bound on the work."""
+
+
+def _words(data: bytes, text: str) -> Iterator[tuple[bytes, str]]:
+    """The words of a segment holding a non-ASCII byte: their bytes, and the decoded text of
+    them (one character a byte)."""
     for match in _WORD.finditer(data):
         word = match.group(0)
-        if any(b >= 0x80 or b < 0x20 for b in word):
-            yield word
+        if _LEGACY_BYTE.search(word):
+            yield word, text[match.start() : match.end()]
 
 
 def assess(segments: list[tuple[bytes, str]], *, markup: str = "") -> Reading | None:
     """The legacy encoding the text segments read best in, or ``None`` when none fits at all.
 
     Each segment is its bytes as the document held them and its text as decoded. ``markup``
-    (the document's tags) is searched for font names."""
+    (the document's tags) is searched for font names. The first ``ASSESSED_WORDS`` words count."""
+    seen: Counter[tuple[bytes, str]] = Counter()
+    for data, text in segments:
+        seen.update(itertools.islice(_words(data, text), ASSESSED_WORDS - seen.total()))
+        if seen.total() >= ASSESSED_WORDS:
+            break
     best: Reading | None = None
     for encoding in ENCODINGS:
         votes = words = 0
-        for data, text in segments:
-            for word, as_is in zip(_words(data), _as_is_words(data, text), strict=True):
-                if _lone_symbol(as_is):
-                    continue
-                reading = decode(word, encoding)
-                fits, fits_as_is = is_syllable(reading), is_syllable(nfc(as_is))
-                if fits and fits_as_is:
-                    continue  # Vietnamese either way ("Khoái", "cô" in VNI): says nothing
-                words += 1
-                # One letter read as a word ("ở") is too easily a coincidence to count.
-                if fits and len(reading) > 1:
-                    votes += 1
+        for (word, as_is), count in seen.items():
+            if _lone_symbol(as_is):
+                continue
+            reading, fits = _read(word, encoding)
+            if fits and _fits_as_is(as_is):
+                continue  # Vietnamese either way ("Khoái", "cô" in VNI): says nothing
+            words += count
+            # One letter read as a word ("ở") is too easily a coincidence to count.
+            if fits and len(reading) > 1:
+                votes += count
         found = Reading(
             encoding=encoding, votes=votes, words=words, font_hint=bool(_FONT_HINTS[encoding].search(markup))
         )
@@ -265,12 +277,16 @@ def assess(segments: list[tuple[bytes, str]], *, markup: str = "") -> Reading | 
     return best
 
 
-def _as_is_words(data: bytes, text: str) -> Iterator[str]:
-    """The words of ``_words(data)`` as the decoded text reads them (one character a byte)."""
-    for match in _WORD.finditer(data):
-        word = match.group(0)
-        if any(b >= 0x80 or b < 0x20 for b in word):
-            yield text[match.start() : match.end()]
+@functools.lru_cache(maxsize=16384)
+def _read(word: bytes, encoding: str) -> tuple[str, bool]:
+    """A word in a legacy encoding, and whether it is a Vietnamese syllable there."""
+    reading = decode(word, encoding)
+    return reading, is_syllable(reading)
+
+
+@functools.lru_cache(maxsize=16384)
+def _fits_as_is(as_is: str) -> bool:
+    return is_syllable(nfc(as_is))
 
 
 def _lone_symbol(as_is: str) -> bool:
@@ -280,9 +296,24 @@ def _lone_symbol(as_is: str) -> bool:
 
 # --- Repairing a document --------------------------------------------------------------------
 
-_MARKUP = re.compile(
-    r"<!--.*?-->|<!\[CDATA\[|\]\]>|<(script|style)\b[^>]*>.*?</\1\s*>|<[^>]*>", re.IGNORECASE | re.DOTALL
+_MARKUP = re.compile(r"<!--.*?(?:-->|\Z)|<!\[CDATA\[|\]\]>|<[^<>]*>", re.DOTALL)
+"""A comment (to its end, or the document's), a CDATA fence (a feed's HTML is inside), a tag.
+Each alternative stops at the next "<" or consumes the rest: linear on hostile input."""
+_TELLTALE = re.compile(
+    "["
+    + "".join(
+        sorted(
+            {chr(b) for b in range(0xA1, 0x100)}
+            - set("àáâãèéêìíòóôõùúýÀÁÂÃÈÉÊÌÍÒÓÔÕÙÚÝ")  # Vietnamese letters in Unicode too
+            - set("©®°±·«»×÷")  # common symbols of Unicode pages
+        )
+    )
+    + "\u0080-\u009f\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u017d\u0161\u203a\u0153\u017e\u0178"
+    + "]"
 )
+"""Characters that legacy-encoded text shows and Unicode Vietnamese does not: a document
+without one is not looked at further (most are not; this keeps ``repair`` cheap)."""
+_RAW_TEXT = re.compile(r"<(script|style)\b", re.IGNORECASE)
 _TEXT_ATTRIBUTE = re.compile(r"""(\b(?:content|alt|title)\s*=\s*)("[^"<>]*"|'[^'<>]*')""", re.IGNORECASE)
 
 
@@ -301,6 +332,11 @@ def _byte_view(codec: str) -> Callable[[str], bytes | None]:
         return again
 
     def western(text: str) -> bytes | None:
+        for charset in ("cp1252", "latin-1"):
+            try:
+                return text.encode(charset)
+            except UnicodeEncodeError:
+                continue
         out = bytearray()
         for char in text:
             try:
@@ -327,16 +363,10 @@ def repair(text: str, *, codec: str) -> tuple[str, str | None]:
     """``text`` (a document as ``codec`` decoded it, before NFC) with its legacy-encoded text
     converted to Unicode when the reading is confident; a warning when it was converted or
     looks legacy but is not converted."""
-    if text.isascii():
+    if text.isascii() or not _TELLTALE.search(text):
         return text, None
     view = _byte_view(codec)
-    pieces: list[tuple[bool, str]] = []  # (is markup, piece)
-    position = 0
-    for match in _MARKUP.finditer(text):
-        pieces.append((False, text[position : match.start()]))
-        pieces.append((True, match.group(0)))
-        position = match.end()
-    pieces.append((False, text[position:]))
+    pieces = _pieces(text)
     segments = []
     for is_markup, piece in pieces:
         data = None if is_markup or piece.isascii() else view(piece)
@@ -364,6 +394,27 @@ def repair(text: str, *, codec: str) -> tuple[str, str | None]:
     return "".join(out), f"converted text from the legacy Vietnamese encoding {name} to Unicode"
 
 
+def _pieces(text: str) -> list[tuple[bool, str]]:
+    """The document cut into markup and text, ``(is markup, piece)``; a script's or a style
+    sheet's content counts as markup."""
+    pieces: list[tuple[bool, str]] = []
+    position = 0
+    lowered = text.lower()
+    for match in _MARKUP.finditer(text):
+        if match.start() < position:
+            continue  # inside a script or style element
+        pieces.append((False, text[position : match.start()]))
+        end = match.end()
+        raw = _RAW_TEXT.match(match.group(0))
+        if raw:
+            close = lowered.find(f"</{raw.group(1).lower()}", end)
+            end = len(text) if close < 0 else close
+        pieces.append((True, text[match.start() : end]))
+        position = end
+    pieces.append((False, text[position:]))
+    return pieces
+
+
 def _convert(piece: str, *, encoding: str, view: Callable[[str], bytes | None]) -> str:
     """A text piece in ``encoding`` read as Unicode, word by word: a lone symbol stays."""
     data = None if piece.isascii() else view(piece)
@@ -375,7 +426,7 @@ def _convert(piece: str, *, encoding: str, view: Callable[[str], bytes | None]) 
         out.append(piece[position : match.start()])
         as_is = piece[match.start() : match.end()]
         word = match.group(0)
-        out.append(as_is if word.isascii() or _lone_symbol(as_is) else decode(word, encoding))
+        out.append(as_is if word.isascii() or _lone_symbol(as_is) else _read(word, encoding)[0])
         position = match.end()
     out.append(piece[position:])
     return "".join(out)
