@@ -237,3 +237,20 @@ def test_unclosed_script_and_comment_hold_no_text() -> None:
 
         assert text == f"<p>{SENTENCE}</p>" + (opening + body).decode("cp1252")
         assert warning == f"{CONVERTED} TCVN3 (ABC) to Unicode"
+
+
+def test_text_in_a_tcvn3_capitals_font_reads_in_capitals() -> None:
+    # ".VnTimeH" shows the lower-case codes as capitals; the capitals font ends with its element.
+    title = legacy_vi.encode("đảng bộ khối", "TCVN3")
+    body = legacy_vi.encode(SENTENCE, "TCVN3")
+    content = (
+        b'<font face=".VnTimeH"><b>' + title + b"</b> <font>" + title + b"</font> " + title + b"</font>"
+        b'<p style="font-family: .VnArialH">' + title + b"</p><p>" + body + b"</p>"
+    )
+
+    text, _ = decode_document(content, declared="windows-1252")
+
+    assert text == (
+        '<font face=".VnTimeH"><b>ĐẢNG BỘ KHỐI</b> <font>ĐẢNG BỘ KHỐI</font> ĐẢNG BỘ KHỐI</font>'
+        f'<p style="font-family: .VnArialH">ĐẢNG BỘ KHỐI</p><p>{SENTENCE}</p>'
+    )

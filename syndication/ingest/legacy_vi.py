@@ -17,8 +17,9 @@ Tables (as data below):
 
 - TCVN3 (ABC): TCVN 5712:1993, its VN3 repertoire (lower-case letters and Ă Â Ê Ô Ơ Ư Đ, in
   0xA1-0xFE), as glibc's TCVN5712-1 charmap has them. VN3 has no capital toned letters:
-  those were typed as lower-case codes in a capitals font (".VnTimeH"), so they read as
-  lower case here.
+  those were typed as lower-case codes in a capitals font (".VnTimeH"); text inside an
+  element that names such a font (``face``, or ``font-family`` in its ``style``) is put in
+  capitals, other text cannot tell and stays lower case.
 - VNI (VNI-Win): a base letter followed by a mark character, from the VNI Windows keyboard
   and font layout as Unikey's converter (x-unikey ``vnconv``) implements it.
 - VISCII: RFC 1456, as glibc's VISCII charmap has it.
@@ -383,15 +384,52 @@ def repair(text: str, *, codec: str) -> tuple[str, str | None]:
             f"({reading.votes} of {reading.words} words read as Vietnamese): stored as is"
         )
     convert = functools.partial(_convert, encoding=reading.encoding, view=view)
+    capitals = _Capitals()
     out = []
     for is_markup, piece in pieces:
         if not is_markup:
-            out.append(convert(piece))
-        elif piece.startswith("<") and not piece.startswith(("<!--", "<![", "</")) and not piece.isascii():
+            converted = convert(piece)
+            out.append(converted.upper() if capitals.active else converted)
+            continue
+        capitals.see(piece)
+        if piece.startswith("<") and not piece.startswith(("<!--", "<![", "</")) and not piece.isascii():
             out.append(_TEXT_ATTRIBUTE.sub(lambda m: m.group(1) + convert(m.group(2)), piece))
         else:
             out.append(piece)
     return "".join(out), f"converted text from the legacy Vietnamese encoding {name} to Unicode"
+
+
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)")
+_CAPITALS_FONT = re.compile(r"""(?:face\s*=\s*["']?|font-family\s*:\s*["']?)\.vn[a-z ]*h\b""", re.IGNORECASE)
+"""A TCVN3 capitals font (".VnTimeH", ".VnArialH"): it shows lower-case codes as capitals."""
+
+
+class _Capitals:
+    """Whether the text so far is inside an element set in a TCVN3 capitals font, from the
+    tags seen: the element that names the font, until it closes (same-name nesting counted)."""
+
+    def __init__(self) -> None:
+        self._open: list[list[str | int]] = []  # [tag name, nesting depth]
+
+    @property
+    def active(self) -> bool:
+        return bool(self._open)
+
+    def see(self, tag: str) -> None:
+        match = _TAG.match(tag)
+        if match is None:
+            return
+        closing, name = match.group(1) == "/", match.group(2).lower()
+        top = self._open[-1] if self._open else None
+        if closing:
+            if top is not None and top[0] == name:
+                top[1] = int(top[1]) - 1
+                if top[1] == 0:
+                    self._open.pop()
+        elif _CAPITALS_FONT.search(tag):
+            self._open.append([name, 1])
+        elif top is not None and top[0] == name and not tag.endswith("/>"):
+            top[1] = int(top[1]) + 1
 
 
 def _pieces(text: str) -> list[tuple[bool, str]]:
