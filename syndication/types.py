@@ -196,6 +196,8 @@ class SourceState:
     last_attempt: datetime | None = None
     last_success: datetime | None = None
     last_error: str | None = None
+    last_warning: str | None = None
+    """The warnings of the last poll that read the source (not a 304, not an error), a line each."""
     error_count: int = 0
     next_attempt: datetime | None = None
     article_count: int = 0
@@ -217,6 +219,8 @@ class PollRecord:
     """Consecutive failures including this one (0 when ok)."""
     keep_validators: bool = False
     """True when the poll was a 304 or an error: the stored validators stay as they were."""
+    warnings: tuple[str, ...] = ()
+    """Problems that did not stop the poll; they replace the stored ones unless ``keep_validators``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

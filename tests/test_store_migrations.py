@@ -157,6 +157,33 @@ def test_upgrade_0001_to_0002_keeps_data_and_marks_every_feed_changed(store_url:
         )
 
 
+def test_upgrade_0005_to_0011_keeps_sources_and_adds_no_warning(store_url: str) -> None:
+    with Store(store_url) as store:
+        with store._db.schema_transaction("upgrade to 0005") as connection:
+            migrate.upgrade(connection, "0005")
+        store.sync_sources([source(s) for s in "ab"])
+        engine = raw_engine(store_url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    sqlalchemy.text(
+                        "UPDATE sources SET last_error = 'HTTP 404', error_count = 2, etag = 'v1' "
+                        "WHERE id = 'a'"
+                    )
+                )
+        finally:
+            engine.dispose()
+
+        store.upgrade()
+
+        assert store.revision() in head_revisions()
+        states = store.source_states()
+        assert set(states) == {"a", "b"}
+        assert (states["a"].last_error, states["a"].error_count, states["a"].etag) == ("HTTP 404", 2, "v1")
+        assert states["a"].last_warning is None
+        assert states["b"].last_warning is None
+
+
 def test_upgrading_an_empty_0001_database_starts_at_version_zero(store_url: str) -> None:
     with Store(store_url) as store:
         with store._db.schema_transaction("upgrade to 0001") as connection:

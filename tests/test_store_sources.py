@@ -140,6 +140,39 @@ def test_poll_records_round_trip(store: Store) -> None:
     assert (state.etag, state.last_modified) == (None, None)
 
 
+def test_poll_warnings_last_until_the_next_reading(store: Store) -> None:
+    store.sync_sources([spec("portal", "https://portal.vn/tin.html", "html")])
+    warnings = (
+        "converted text from the legacy Vietnamese encoding TCVN3 (ABC) to Unicode",
+        "no charset declared",
+    )
+
+    def poll(hours: int, *, ok: bool = True, keep: bool = False, warned: tuple[str, ...] = ()) -> SourceState:
+        when = NOW + timedelta(hours=hours)
+        record = PollRecord(
+            source_id="portal",
+            attempted=when,
+            next_attempt=when,
+            ok=ok,
+            error=None if ok else "HTTP 503",
+            error_count=0 if ok else 1,
+            keep_validators=keep,
+            warnings=warned,
+        )
+        store.record_polls([record])
+        return store.source_states()["portal"]
+
+    joined = "\n".join(warnings)
+    assert store.source_states()["portal"].last_warning is None
+    assert poll(0, warned=warnings).last_warning == joined
+    # A 304 read nothing new, a failure read nothing: the warnings stay.
+    assert poll(1, keep=True).last_warning == joined
+    failed = poll(2, ok=False, keep=True)
+    assert (failed.last_error, failed.last_warning) == ("HTTP 503", joined)
+    # A reading without warnings clears them.
+    assert poll(3).last_warning is None
+
+
 def test_page_validators_round_trip(store: Store) -> None:
     url = "https://baochinhphu.vn/thu-tuong-chu-tri-hop-102261127.htm"
     assert store.page_validators([url]) == {}

@@ -97,6 +97,7 @@ def sources(
                 "last_success": _iso(r.state.last_success if r.state else None),
                 "last_attempt": _iso(r.state.last_attempt if r.state else None),
                 "last_error": r.state.last_error if r.state else None,
+                "last_warning": r.state.last_warning if r.state else None,
                 "error_count": r.state.error_count if r.state else 0,
                 "next_attempt": _iso(r.state.next_attempt if r.state else None),
             }
@@ -129,6 +130,8 @@ def _print_sources(reports: list[Any], tz: tzinfo, title: str) -> None:
     for r in reports:
         if r.state and r.state.last_error:
             out.print(f"last error of {r.spec.id}: {r.state.last_error}", markup=False, highlight=False)
+        for warning in (r.state.last_warning or "").splitlines() if r.state else ():
+            out.print(f"last warning of {r.spec.id}: {warning}", markup=False, highlight=False)
 
 
 async def _sources(settings: config.Settings) -> list[Any]:

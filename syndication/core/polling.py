@@ -155,6 +155,7 @@ class Poller:
             etag=outcome.etag,
             last_modified=outcome.last_modified,
             keep_validators=outcome.not_modified,
+            warnings=outcome.warnings,
         )
         await self._record(record)
         c = outcome.counts
@@ -249,7 +250,7 @@ class Poller:
         hints = _hints(listing.headers, now)
         if listing.not_modified:
             return self._outcome(spec, now, SaveCounts(), listing.etag, listing.last_modified, True, hints)
-        links = await self._parse(
+        links, listing_warnings = await self._parse(
             pipeline.listing_links,
             listing.content,
             url=listing.url,
@@ -270,7 +271,8 @@ class Poller:
         fresh = [(p.url, p.etag, p.last_modified) for p in pages if p.article is not None]
         if fresh:
             await self._db(self._store.save_page_validators, fresh, now=now)
-        warnings = tuple(errors)
+        warnings = tuple(f"{listing.url}: {w}" for w in listing_warnings) + tuple(errors)
+        warnings += _page_warnings(pages)
         if not links:
             warnings += (f"no article links found on {listing.url}",)
         return self._outcome(
@@ -295,7 +297,7 @@ class Poller:
             if response.not_modified:
                 return _Page(url=url, not_modified=True)
             ticket.add(len(response.content))
-            article = await self._parse(
+            article, warnings = await self._parse(
                 pipeline.parse_page_keyed,
                 response.content,
                 url=response.url,
@@ -306,7 +308,13 @@ class Poller:
             )
         except (FetchError, ParseError) as exc:
             return _Page(url=url, error=f"{url}: {exc}")
-        return _Page(url=url, article=article, etag=response.etag, last_modified=response.last_modified)
+        return _Page(
+            url=url,
+            article=article,
+            etag=response.etag,
+            last_modified=response.last_modified,
+            warnings=warnings,
+        )
 
     async def _save(self, spec: SourceSpec, keyed: Sequence[KeyedArticle], now: datetime) -> SaveCounts:
         if not keyed:
@@ -431,6 +439,20 @@ class _Page:
     last_modified: str | None = None
     not_modified: bool = False
     error: str | None = None
+    warnings: tuple[str, ...] = ()
+
+
+def _page_warnings(pages: Sequence[_Page]) -> tuple[str, ...]:
+    """The article pages' warnings, each once: with its page, or with how many pages and the
+    first of them when several pages say the same ("converted from TCVN3" on every page)."""
+    by_warning: dict[str, list[str]] = {}
+    for page in pages:
+        for warning in page.warnings:
+            by_warning.setdefault(warning, []).append(page.url)
+    return tuple(
+        f"{urls[0]}: {warning}" if len(urls) == 1 else f"{warning} ({len(urls)} pages; first {urls[0]})"
+        for warning, urls in by_warning.items()
+    )
 
 
 FUTURE_SKEW = timedelta(minutes=10)

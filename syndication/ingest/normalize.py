@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 import charset_normalizer
 import nh3
 
+from syndication.ingest import legacy_vi
 from syndication.text import nfc, truncate
 
 ALLOWED_TAGS = frozenset(
@@ -363,18 +364,27 @@ def _detect(content: bytes) -> tuple[str, str]:
 
 def decode_document(content: bytes, *, declared: str | None) -> tuple[str, str | None]:
     """Bytes to text, detecting wrong or missing charsets (windows-1258 labelled UTF-8,
-    no label at all) instead of producing mojibake. Returns ``(text, warning)``.
+    no label at all) and legacy Vietnamese font encodings instead of producing mojibake.
+    Returns ``(text, warning)``.
 
     Order: a byte order mark; the declared (HTTP) charset; the charset the document
     itself declares in its first 2 KB; then detection (strict UTF-8, windows-1258,
     charset_normalizer). Labels are tried strictly; a Western single-byte label
     (ISO-8859-1, windows-1252) loses to valid UTF-8 or to a windows-1258 reading that
-    is plainly Vietnamese. The text is NFC (windows-1258 writes tones as combining
-    marks) with XML-illegal characters removed.
+    is plainly Vietnamese. Text that reads as Vietnamese in TCVN3, VNI or VISCII (and not
+    as decoded) is converted (``legacy_vi.repair``). The text is NFC (windows-1258 writes
+    tones as combining marks) with XML-illegal characters removed.
     """
+    text, codec, warning = _decode(content, declared)
+    text, legacy = legacy_vi.repair(text, codec=codec)
+    return nfc_markup(text), "; ".join(w for w in (warning, legacy) if w) or None
+
+
+def _decode(content: bytes, declared: str | None) -> tuple[str, str, str | None]:
+    """``decode_document`` before NFC and legacy encodings: ``(text, codec, warning)``."""
     for bom, bom_codec in _BOMS:
         if content.startswith(bom):
-            return nfc_markup(content[len(bom) :].decode(bom_codec, errors="replace")), None
+            return content[len(bom) :].decode(bom_codec, errors="replace"), bom_codec, None
     labels = [label.strip().lower() for label in (declared, _in_document_charset(content)) if label]
     tried: set[str] = set()
     wrong: list[str] = []
@@ -397,14 +407,14 @@ def decode_document(content: bytes, *, declared: str | None) -> tuple[str, str |
             for better in ("utf_8", "cp1258"):
                 other = _strict(content, better)
                 if other is not None and (better == "utf_8" or _looks_like_cp1258(other)):
-                    return nfc_markup(other), _wrong(label, better)
-        return nfc_markup(text), _wrong(wrong[0], codec) if wrong else _unknown(unknown, codec)
+                    return other, better, _wrong(label, better)
+        return text, codec, _wrong(wrong[0], codec) if wrong else _unknown(unknown, codec)
     text, codec = _detect(content)
     if wrong:
-        return nfc_markup(text), _wrong(wrong[0], codec)
+        return text, codec, _wrong(wrong[0], codec)
     if unknown or codec == "utf_8":
-        return nfc_markup(text), _unknown(unknown, codec)
-    return nfc_markup(text), f"no charset declared; decoded as {_display(codec)}"
+        return text, codec, _unknown(unknown, codec)
+    return text, codec, f"no charset declared; decoded as {_display(codec)}"
 
 
 def _wrong(label: str, codec: str) -> str:

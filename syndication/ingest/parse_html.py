@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, tzinfo
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urldefrag, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.html
 from lxml import etree
@@ -97,6 +97,13 @@ it: inside the ``rules.body`` container at every level, else among the block's s
 Compared ignoring case, spacing and punctuation ("CÁC TIN KHÁC:" matches); a marker before
 the title heading is ignored."""
 
+SITE_NAME_PREFIXES: tuple[str, ...] = (
+    "Cổng thông tin điện tử", "Cổng thông tin", "Cổng TTĐT", "Cổng TT-ĐT", "Cổng TTDT",
+    "Trang thông tin điện tử", "Trang thông tin", "Trang TTĐT", "Trang tin điện tử", "Trang tin",
+    "Báo điện tử", "Tạp chí điện tử", "Website", "Portal",
+)  # fmt: skip
+"""How a portal's name begins: such a part of a page's ``<title>`` ("… - Cổng TTĐT Đảng bộ
+tỉnh") is the site's name, not the article's title. Compared ignoring case and punctuation."""
 TITLE_SELECTORS: tuple[str, ...] = (
     "meta[property='og:title']",
     "meta[name='twitter:title']",
@@ -158,6 +165,11 @@ _CATEGORY_KEYS = frozenset({
     "tabid", "catid", "cat", "cid", "category", "categoryid", "chuyenmuc", "cm", "menuid", "mid",
 })  # fmt: skip
 """Query keys (and path segments before a number) naming a category, not an article."""
+_ITEM_KEYS = frozenset({
+    "id", "itemid", "newsid", "articleid", "postid", "tinid", "baivietid", "nid", "aid", "entryid",
+})  # fmt: skip
+"""Query keys (and path segments before a number) naming one article: ASP.NET's ``?ItemID=7``,
+DNN's ``/ArticleId/1234/``. Any number after them is an article's, however short."""
 _PAGING_KEYS = frozenset({"page", "trang", "pageindex", "pagenumber", "pg", "paged", "start", "offset"})
 _PAGING_WORDS = frozenset(
     {"«", "»", "‹", "›", "<", ">", "<<", ">>", "…", "...", "tiếp", "sau", "trước", "đầu", "cuối",
@@ -165,6 +177,7 @@ _PAGING_WORDS = frozenset(
 )  # fmt: skip
 _PAGING_PATH = re.compile(r"(?:^|/)(?:page|trang|p)[-/]?\d{1,4}(?:\.html?)?/?$", re.IGNORECASE)
 _DIGITS = re.compile(r"\d{3,}")
+_NUMBER = re.compile(r"\d+")
 _WORD = re.compile(r"\w+")
 _NON_WORD = re.compile(r"[\W_]+")
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>", re.IGNORECASE)
@@ -194,7 +207,7 @@ def selector_problem(selector: str) -> str | None:
 
 
 def extract_links(
-    content: bytes, *, url: str, declared_charset: str | None, rules: HtmlRules
+    content: bytes | str, *, url: str, declared_charset: str | None, rules: HtmlRules
 ) -> tuple[str, ...]:
     """Article links of a listing (category) page: absolute, without fragment, de-duplicated,
     in page order, at most ``rules.max_articles``.
@@ -225,7 +238,9 @@ def extract_links(
                 continue
             if sum(1 for _ in el.iter("a")) <= sum(1 for _ in body.iter("a")) / 2:
                 _drop(el)
-        found = [link for a, link in _links(body, base) if _is_article_link(a, link, page)]
+        candidates = list(_links(body, base))
+        accepted = _repeated_items(candidates, page)
+        found = [link for a, link in candidates if link in accepted or _is_article_link(a, link, page)]
     seen: set[str] = set()
     links: list[str] = []
     for link in found:
@@ -236,7 +251,7 @@ def extract_links(
 
 
 def parse_article_page(
-    content: bytes, *, url: str, declared_charset: str | None, rules: HtmlRules, tz: tzinfo
+    content: bytes | str, *, url: str, declared_charset: str | None, rules: HtmlRules, tz: tzinfo
 ) -> ArticleData:
     """One article from its portal page: title, lead (sapo), sanitised body, author, date, image.
 
@@ -249,6 +264,7 @@ def parse_article_page(
     """
     _check_rules(rules, url)
     root, base = _load(content, url=url, declared_charset=declared_charset)
+    _absolutize(root, base)
     body_root = _body(root)
 
     site_name = _meta(root, "meta[property='og:site_name']")
@@ -290,10 +306,14 @@ def parse_article_page(
             _drop(el)
 
     if not author:
-        author, author_el = _author_line(containers or [anchor])
+        # The byline closes the text, or the article (a table row of its own on old portals).
+        scopes = containers or [anchor] + ([article_root] if article_root is not body_root else [])
+        author, author_el = _author_line(scopes)
     if not author:
         meta_author = _clean_author(_first_value(root, AUTHOR_META_SELECTORS, ("content",)) or "")
         author = "" if meta_author.startswith(("http:", "https:")) else meta_author
+    if title_el is not None and not containers:
+        _drop_lines_above(article_root, title_el)
     for found in (title_el, lead_el, date_el, author_el):
         if found is not None and len(_text(found)) <= 2000:
             _drop(found)
@@ -302,7 +322,7 @@ def parse_article_page(
     if containers:
         fragment = "".join(_html(el) for el in containers)
     else:
-        fragment = _extract(article_root, url) or _html(anchor)
+        fragment = _extract(article_root) or _html(anchor)
     body_html = _finish_body(fragment, drop_texts=(title, lead, author), base=base)
 
     if not title and not html_to_text(body_html).strip():
@@ -326,9 +346,10 @@ def parse_article_page(
 # --- Loading and selecting -------------------------------------------------------------------
 
 
-def _load(content: bytes, *, url: str, declared_charset: str | None) -> tuple[_El, str]:
-    """Decode and parse a page; return its root element and the base URL of its links."""
-    text, _warning = decode_document(content, declared=declared_charset)
+def _load(content: bytes | str, *, url: str, declared_charset: str | None) -> tuple[_El, str]:
+    """Decode (unless ``decode_document`` did already: ``content`` is text) and parse a page;
+    return its root element and the base URL of its links."""
+    text = content if isinstance(content, str) else decode_document(content, declared=declared_charset)[0]
     text = _XML_DECL.sub("", text, count=1)
     if not text.strip():
         raise ParseError("empty HTML document", url=url)
@@ -347,11 +368,39 @@ def _load(content: bytes, *, url: str, declared_charset: str | None) -> tuple[_E
         src = img.get("src") or ""
         if lazy and (not src or src.startswith("data:") or "placeholder" in src or src.endswith(".gif")):
             img.set("src", lazy)
-    base = url
+    return root, _base_url(root, url)
+
+
+def _base_url(root: _El, url: str) -> str:
+    """What the page's relative links resolve against: its ``<base href>`` (itself resolved
+    against the page URL, fragment dropped) when that is http(s), else the page URL. An
+    offline copy read from a ``file:`` URL may also have a relative ``file:`` base."""
     base_el = root.find(".//base[@href]")
-    if base_el is not None:
-        base = _resolve(base_el.get("href"), url) or url
-    return root, base
+    if base_el is None:
+        return url
+    try:
+        base = urldefrag(urljoin(url, (base_el.get("href") or "").strip())).url
+        parts = urlsplit(base)
+    except ValueError:
+        return url
+    scheme = parts.scheme.lower()
+    if (scheme in ("http", "https") and parts.hostname) or (scheme == "file" == urlsplit(url).scheme):
+        return base
+    return url
+
+
+def _absolutize(root: _El, base: str) -> None:
+    """Make every link and image URL absolute against the page's base, query and fragment
+    kept. Done before extraction: what happens later (trafilatura resolves against the site
+    root; a fragment leaves the page) must not see a relative URL."""
+    for tag, attr in (("a", "href"), ("img", "src")):
+        for el in root.iter(tag):
+            value = (el.get(attr) or "").strip()
+            if value:
+                try:
+                    el.set(attr, urljoin(base, value))
+                except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 literal): left to sanitising
+                    continue
 
 
 def _check_rules(rules: HtmlRules, url: str) -> None:
@@ -467,28 +516,56 @@ def _find_title(root: _El, rules: HtmlRules, site_name: str) -> tuple[str, _El |
                 break
         if title:
             break
-    title = _strip_site_name(title, site_name)
-    want = _key(title)
+    title = _strip_site_name(title, site_name, root)
+    return title, _shown(root, title)
+
+
+def _shown(root: _El, text: str) -> _El | None:
+    """The element showing ``text`` as its whole text (a heading, else an element whose own
+    text it is), outside the page furniture."""
+    want = _key(text)
     if not want:
-        return title, None
+        return None
     for el in root.iter("h1", "h2", "h3"):
         if _key(_text(el)) == want and not _in_furniture(el):
-            return title, el
-    for el in root.iter("div", "p", "span", "td", "strong", "b"):
+            return el
+    for el in root.iter("div", "p", "span", "td", "strong", "b", "font"):
         # Only an element whose own text is the title: cheap, and never a page-wide wrapper.
         if el.text and _key(el.text) == want and _key(_text(el)) == want and not _in_furniture(el):
-            return title, el
-    return title, None
+            return el
+    return None
 
 
-def _strip_site_name(title: str, site_name: str) -> str:
-    if not site_name:
+def _strip_site_name(title: str, site_name: str, root: _El) -> str:
+    """The title without the portal's name before or after it ("… - Cổng TTĐT tỉnh X").
+
+    The name is the page's ``og:site_name``; without one, a part is the portal's name when
+    it says so (``SITE_NAME_PREFIXES``) or when the page shows the other part alone as its
+    heading. A title the page shows whole keeps its separators ("Kinh tế - Xã hội")."""
+    site = _key(site_name)
+    if _shown(root, title) is not None:
         return title
     for sep in _TITLE_SEPARATORS:
-        head, found, tail = title.rpartition(sep)
-        if found and head and _key(tail) == _key(site_name):
-            return head.strip()
+        if sep not in title:
+            continue
+        head, _, tail = title.rpartition(sep)  # "Title - Site"
+        first, _, rest = title.partition(sep)  # "Site - Title"
+        for keep, name in ((head, tail), (rest, first)):
+            if not keep.strip():
+                continue
+            if (site and _key(name) == site) or _names_site(name) or _shown(root, keep) is not None:
+                return keep.strip()
     return title
+
+
+def _names_site(text: str) -> bool:
+    key = _key(text)
+    return any(key == prefix or key.startswith(prefix + " ") for prefix in _site_name_keys())
+
+
+@functools.cache
+def _site_name_keys() -> tuple[str, ...]:
+    return tuple(_key(prefix) for prefix in SITE_NAME_PREFIXES)
 
 
 def _find_lead(root: _El, rules: HtmlRules) -> tuple[str, _El | None]:
@@ -517,11 +594,23 @@ def _find_date(root: _El, selectors: Iterable[str], tz: tzinfo) -> tuple[datetim
 
 
 def _date_after(title_el: _El, tz: tzinfo) -> tuple[datetime | None, _El | None]:
-    """A date line right after the title heading, whatever its class ("dd/mm/yyyy" in it)."""
-    for sibling in list(title_el.itersiblings())[:3]:
-        text = _text(sibling)
-        if len(text) <= 120 and _DATE_DMY.search(text) and (when := _parse_when(text, tz)):
-            return when, sibling
+    """A date line shortly after the title, whatever its class or layout ("dd/mm/yyyy" in
+    it): a sibling of the heading, or the next row of a layout table. Looks at the first
+    few elements with text that follow the title; stops where the article's text starts."""
+    texts = 0
+    following = title_el.xpath("following::*")
+    for el in following if isinstance(following, list) else ():
+        if not isinstance(el, etree._Element) or not isinstance(el.tag, str):
+            continue
+        own = ((el.text or "") + "".join(child.tail or "" for child in el)).strip()
+        if own:
+            texts += 1
+            if texts > 6 or len(own) > 200:
+                break
+        text = _text(el)
+        short_date = len(text) <= 120 and _DATE_DMY.search(text) and not _in_furniture(el)
+        if short_date and (when := _parse_when(text, tz)):
+            return when, el
     return None, None
 
 
@@ -719,6 +808,15 @@ def _text_anchor(scope: _El) -> _El:
 # --- Body ------------------------------------------------------------------------------------
 
 
+def _drop_lines_above(article_root: _El, title_el: _El) -> None:
+    """Short lines without a picture above the title, inside the article: the category's
+    name, a breadcrumb (an old portal's layout table holds them in rows above the title)."""
+    above = _preceding(article_root, title_el) - {article_root, *title_el.iterancestors()}
+    for el in [el for el in above if el.getparent() not in above]:
+        if _attached(el, article_root) and len(_text(el)) <= 120 and el.find(".//img") is None:
+            _drop(el)
+
+
 def _common_ancestor(a: _El, b: _El) -> _El:
     """The innermost element holding both: from the title to the text, the article itself,
     without the page layout around it (old portals lay pages out in one big table)."""
@@ -726,7 +824,7 @@ def _common_ancestor(a: _El, b: _El) -> _El:
     return next((el for el in (b, *b.iterancestors()) if el in above_a), b)
 
 
-def _extract(article_root: _El, url: str) -> str | None:
+def _extract(article_root: _El) -> str | None:
     """The main text of an article, as HTML with links and images (trafilatura)."""
     source = copy.deepcopy(article_root)
     # trafilatura drops <figure> with its caption; as plain blocks both survive.
@@ -742,7 +840,7 @@ def _extract(article_root: _El, url: str) -> str | None:
 
     extracted = trafilatura.extract(
         page,
-        url=url if url.startswith(("http:", "https:")) else None,
+        url=None,  # links are absolute already; given a URL, it resolves them against the site root
         output_format="html",
         include_images=True,
         include_links=True,
@@ -770,6 +868,7 @@ def _finish_body(fragment: str, *, drop_texts: Iterable[str], base: str) -> str:
             continue
         if el.tag in _BLOCK_TAGS and el.find(".//img") is None and _key(_raw_text(el)) in unwanted:
             _drop(el)
+    _unwrap_layout_tables(holder)
     for el in holder.iter():
         # Indentation between blocks is not content.
         if el.tag in _BLOCK_TAGS and el.text is not None and not el.text.strip():
@@ -784,6 +883,32 @@ def _finish_body(fragment: str, *, drop_texts: Iterable[str], base: str) -> str:
         etree.tostring(c, encoding="unicode", method="html") for c in holder
     )
     return sanitize_html(inner, base_url=base)
+
+
+def _unwrap_layout_tables(holder: _El) -> None:
+    """A table of one column without headers lays a page out (old portals put the article in
+    one): its cells become plain blocks. Tables of data keep their rows and columns."""
+    for table in list(holder.iter("table")):
+        rows = [row for row in table.iter("tr") if _owner_table(row) is table]
+        if not rows or table.find(".//th") is not None or table.find(".//caption") is not None:
+            continue
+        cells = [[cell for cell in row if cell.tag in ("td", "th")] for row in rows]
+        if any(len(row_cells) != 1 for row_cells in cells):
+            continue
+        replacement = etree.Element("div")
+        for (cell,) in cells:
+            cell.tag = "div"
+            for name in list(cell.attrib):
+                del cell.attrib[name]
+            replacement.append(cell)
+        replacement.tail = table.tail
+        parent = table.getparent()
+        if parent is not None:
+            parent.replace(table, replacement)
+
+
+def _owner_table(row: _El) -> _El | None:
+    return next((anc for anc in row.iterancestors() if anc.tag == "table"), None)
 
 
 def _first_image(body_html: str) -> str | None:
@@ -883,10 +1008,15 @@ def _article_path(link: str) -> bool:
         return False
     segments = [s for s in parts.path.split("/") if s]
     for i, segment in enumerate(segments):
-        if _DIGITS.search(segment) and not (i and segments[i - 1].lower() in _CATEGORY_KEYS):
+        before = segments[i - 1].lower() if i else ""
+        if (before in _ITEM_KEYS and segment.isdigit()) or (
+            _DIGITS.search(segment) and before not in _CATEGORY_KEYS
+        ):
             return True
     for key, value in parse_qsl(parts.query):
-        if key.lower() not in _CATEGORY_KEYS | _PAGING_KEYS and _DIGITS.search(value):
+        if (key.lower() in _ITEM_KEYS and value.isdigit()) or (
+            key.lower() not in _CATEGORY_KEYS | _PAGING_KEYS and _DIGITS.search(value)
+        ):
             return True
     slug = segments[-1].rsplit(".", 1)[0] if segments else ""
     return ext in _PAGE_EXT and len([w for w in re.split(r"[-_]+", slug) if w]) >= 5
@@ -899,4 +1029,40 @@ def _paging(a: _El, link: str) -> bool:
     parts = urlsplit(link)
     if any(key.lower() in _PAGING_KEYS for key, _ in parse_qsl(parts.query)):
         return True
-    return bool(_PAGING_PATH.search(parts.path))
+    # "p2.html" is the second page of a list, or an article named with a short slug: its
+    # text tells ("2" or a headline).
+    return bool(_PAGING_PATH.search(parts.path)) and not _headline_text(a)
+
+
+def _headline_text(a: _El) -> bool:
+    """A link text that reads like an article's title (five words or more)."""
+    return len(_WORD.findall(_text(a) or clean_line(a.get("title") or ""))) >= 5
+
+
+def _repeated_items(candidates: list[tuple[_El, str]], page: str) -> set[str]:
+    """Links to articles whose URLs say little by themselves (``p1.html``, ``p2.html``): two
+    or more headline links of one shape (the same URL but for its numbers) in one listing."""
+    groups: dict[str, set[str]] = {}
+    for a, link in candidates:
+        if not _same_site(link, page) or _extension(link) in _NOT_ARTICLE_EXT or _paging(a, link):
+            continue
+        if _headline_text(a) and (shape := _shape(link)):
+            groups.setdefault(shape, set()).add(link)
+    return {link for links in groups.values() if len(links) >= 2 for link in links}
+
+
+def _shape(link: str) -> str | None:
+    """The link with each number replaced by ``#`` (numbers naming a category kept: a menu's
+    links to categories differ in them); ``None`` when no number varies."""
+    parts = urlsplit(link)
+    segments = parts.path.lower().split("/")
+    shaped = [
+        segment if i and segments[i - 1] in _CATEGORY_KEYS else _NUMBER.sub("#", segment)
+        for i, segment in enumerate(segments)
+    ]
+    query = [
+        f"{key.lower()}={value if key.lower() in _CATEGORY_KEYS else _NUMBER.sub('#', value)}"
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    shape = "/".join(shaped) + "?" + "&".join(query)
+    return shape if "#" in shape else None

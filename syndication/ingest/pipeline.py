@@ -34,22 +34,29 @@ def parse_feed_keyed(
 
 def listing_links(
     content: bytes, *, url: str, declared_charset: str | None, rules: HtmlRules
-) -> tuple[str, ...]:
-    """Article links of a portal's listing page."""
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Article links of a portal's listing page, and the warnings of its decoding."""
+    from syndication.ingest.normalize import decode_document
     from syndication.ingest.parse_html import extract_links
 
-    return extract_links(content, url=url, declared_charset=declared_charset, rules=rules)
+    text, warning = decode_document(content, declared=declared_charset)
+    links = extract_links(text, url=url, declared_charset=declared_charset, rules=rules)
+    return links, (warning,) if warning else ()
 
 
 def parse_page_keyed(
     content: bytes, *, url: str, declared_charset: str | None, rules: HtmlRules, tz: tzinfo, source_id: str
-) -> KeyedArticle:
-    """Parse one portal article page and key it."""
+) -> tuple[KeyedArticle, tuple[str, ...]]:
+    """Parse one portal article page and key it; the warnings of its decoding beside it."""
     from syndication.ingest.identity import keys_for
+    from syndication.ingest.normalize import decode_document
     from syndication.ingest.parse_html import parse_article_page
 
-    article = parse_article_page(content, url=url, declared_charset=declared_charset, rules=rules, tz=tz)
-    return KeyedArticle(data=article, keys=keys_for(article, source_id=source_id))
+    text, warning = decode_document(content, declared=declared_charset)
+    article = parse_article_page(text, url=url, declared_charset=declared_charset, rules=rules, tz=tz)
+    return KeyedArticle(data=article, keys=keys_for(article, source_id=source_id)), (
+        warning,
+    ) if warning else ()
 
 
 PARSER_MODULES = (

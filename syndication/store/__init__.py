@@ -170,7 +170,7 @@ class Store(RunningStore):
         """Persist the outcome of polls, in one transaction.
 
         Sets last_attempt, next_attempt, error_count and last_error (cleared when
-        ok), last_success when ok, and the etag and last_modified unless
+        ok), last_success when ok, and the etag, last_modified and last_warning unless
         ``keep_validators``. Records of unknown sources are ignored.
 
         Raises:

@@ -84,6 +84,8 @@ sources = Table(
     Column("last_attempt", UTCDateTime),
     Column("last_success", UTCDateTime),
     Column("last_error", Text),
+    # The warnings of the last poll that read the source, one a line (0011).
+    Column("last_warning", Text),
     Column("error_count", Integer, nullable=False, server_default="0"),
     Column("next_attempt", UTCDateTime),
     # A worker polling the source holds it until then (0005); a dead worker's lease runs out.

@@ -69,6 +69,7 @@ def _state(row: Any) -> SourceState:
         last_attempt=row.last_attempt,
         last_success=row.last_success,
         last_error=row.last_error,
+        last_warning=row.last_warning,
         error_count=row.error_count,
         next_attempt=row.next_attempt,
         article_count=row.article_count,
@@ -116,8 +117,11 @@ def record_polls(connection: Connection, records: Iterable[PollRecord]) -> None:
         if record.ok:
             params["last_success"] = record.attempted
         if not record.keep_validators:
+            # A poll that read the source says what its warnings are now (none clears them);
+            # a 304 or an error leaves those of the last reading.
             params["etag"] = record.etag
             params["last_modified"] = record.last_modified
+            params["last_warning"] = "\n".join(record.warnings) or None
         groups.setdefault((record.ok, record.keep_validators), []).append(params)
     statement = update(sources).where(sources.c.id == bindparam("b_id"))
     for params_list in groups.values():
