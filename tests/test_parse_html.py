@@ -687,3 +687,22 @@ def test_xhtml_declaration_and_title_element_only() -> None:
     assert article.url == HOI_NGHI
     assert article.published is None
     assert LONG.strip() in body_text(article)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        '<meta name="author" content="&lt;script&gt;alert(1)&lt;/script&gt; Nguyễn Văn A">',
+        '<meta name="author" content="&lt;b onmouseover=x&gt;Nguyễn Văn A&lt;/b&gt;">',
+    ],
+)
+def test_an_author_written_as_markup_is_plain_text(head: str) -> None:
+    content = (
+        f"<html><head><title>Hội nghị quán triệt Nghị quyết của Đảng bộ Khối</title>{head}</head>"
+        f"<body><h1>Hội nghị quán triệt Nghị quyết của Đảng bộ Khối</h1>"
+        f"<div class='noidung'><p>{LONG * 3}</p></div></body></html>"
+    ).encode()
+
+    article = parse_article_page(content, url=HOI_NGHI, declared_charset=None, rules=HtmlRules(), tz=SAIGON)
+
+    assert article.author == "Nguyễn Văn A"

@@ -642,7 +642,8 @@ def _find_author(root: _El, selectors: Iterable[str]) -> tuple[str, _El | None]:
 
 
 def _clean_author(text: str) -> str:
-    text = clean_line(text, limit=200).strip(" -–—()[]:")
+    # Plain text like every author: markup written into a byline or a meta tag goes.
+    text = clean_line(html_to_text(text, limit=400), limit=200).strip(" -–—()[]:")
     text = _AUTHOR_PREFIX.sub("", text)
     return re.sub(r"\s*\((?:tổng hợp|th|st|sưu tầm)\)\s*$", "", text, flags=re.IGNORECASE).strip(" -–—")
 
