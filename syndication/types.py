@@ -412,7 +412,12 @@ class SendOutcome:
 
     ok: bool
     permanent: bool = False
-    """A 5xx answer: retrying will not help."""
+    """A 5xx answer, or a message we cannot send as it is: retrying will not help."""
+    bounce: bool = True
+    """For a permanent failure: whether it says something about the mailbox (the server
+    refused the recipient or the message), so it counts as a bounce. False when we
+    refused to send it ourselves (an unusable address, a server without SMTPUTF8 for an
+    address that needs it): a good mailbox must not be turned off for that."""
     error: str | None = None
 
 
