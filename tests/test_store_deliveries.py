@@ -219,6 +219,39 @@ def test_expired_lease_is_claimed_again_and_the_stale_sender_cannot_finish(store
     assert store.claim_deliveries(issue_id=None, limit=5, lease=LEASE, owner="c", now=far) == []
 
 
+def test_claims_say_who_holds_what_until_when(store: Store) -> None:
+    issue_id, _ = outbox(store, 5)
+    other, _ = store.create_issue("weekly", NOW, now=NOW)
+    store.add_deliveries(other.id, [new(other.id, p) for p in store.list_subscribers()[:1]], now=NOW)
+    store.claim_deliveries(issue_id=issue_id, limit=2, lease=LEASE, owner="a", now=NOW)
+    store.claim_deliveries(issue_id=issue_id, limit=1, lease=LEASE, owner="b", now=NOW + timedelta(minutes=1))
+    store.claim_deliveries(issue_id=other.id, limit=1, lease=LEASE, owner="b", now=NOW + timedelta(minutes=2))
+
+    assert [(c.owner, c.count, c.until) for c in store.delivery_claims(issue_id=issue_id, now=NOW)] == [
+        ("a", 2, NOW + LEASE),
+        ("b", 1, NOW + timedelta(minutes=1) + LEASE),
+    ]
+    assert [(c.owner, c.count) for c in store.delivery_claims(issue_id=None, now=NOW)] == [("a", 2), ("b", 2)]
+    # Run-out leases are nobody's: the next claim takes them anyway.
+    later = NOW + LEASE + timedelta(seconds=90)
+    assert [(c.owner, c.count) for c in store.delivery_claims(issue_id=None, now=later)] == [("b", 1)]
+
+
+def test_a_gone_senders_claims_are_taken_over_with_their_message_ids(store: Store) -> None:
+    issue_id, _ = outbox(store, 3)
+    taken = store.claim_deliveries(issue_id=issue_id, limit=2, lease=LEASE, owner="gone", now=NOW)
+    (kept,) = store.claim_deliveries(issue_id=issue_id, limit=5, lease=LEASE, owner="alive", now=NOW)
+
+    assert store.take_over_deliveries(owner="gone", issue_id=issue_id + 1, now=NOW) == 0  # another issue
+    assert store.take_over_deliveries(owner="gone", issue_id=issue_id, now=NOW) == 2
+    again = store.claim_deliveries(issue_id=issue_id, limit=5, lease=LEASE, owner="new", now=NOW)
+    assert [(d.id, d.message_id, d.attempts) for d in again] == [(d.id, d.message_id, 2) for d in taken]
+    # "gone" comes back after all: it cannot finish what was taken over; "alive" kept its own.
+    assert store.mark_sent([d.id for d in taken], owner="gone", now=NOW) == 0
+    assert store.mark_sent([kept.id], owner="alive", now=NOW) == 1
+    assert store.take_over_deliveries(owner="gone", issue_id=None, now=NOW) == 0
+
+
 def test_retry_waits_for_its_time_and_failure_is_final(store: Store) -> None:
     issue_id, _ = outbox(store, 2)
     one, two = store.claim_deliveries(issue_id=issue_id, limit=5, lease=LEASE, owner="a", now=NOW)

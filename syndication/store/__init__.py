@@ -61,14 +61,14 @@ from . import scopes as _scopes
 from . import service as _service
 from . import sources as _sources
 from . import subscribers as _subscribers
-from .deliveries import NO_ORGANISATION, NewDelivery
+from .deliveries import NO_ORGANISATION, Claim, NewDelivery
 from .engine import Database
 from .running import RunningStore
 from .service import Pruned
 from .subscribers import SubscriberCounts
 from .util import name_order
 
-__all__ = ["NO_ORGANISATION", "NewDelivery", "Pruned", "Store", "SubscriberCounts"]
+__all__ = ["NO_ORGANISATION", "Claim", "NewDelivery", "Pruned", "Store", "SubscriberCounts"]
 
 
 class Store(RunningStore):

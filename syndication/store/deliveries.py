@@ -43,6 +43,17 @@ _ANALYZE_AFTER = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """Deliveries one sender holds leases on."""
+
+    owner: str
+    """The sender's ``lease_owner`` (``host:pid:tag``)."""
+    count: int
+    until: datetime
+    """When the last of these leases runs out (unless the sender renews them)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewDelivery:
     """A message to put in the outbox for one subscriber of an issue."""
 
@@ -356,6 +367,38 @@ def release(connection: Connection, ids: Sequence[int], *, owner: str, now: date
     for part in chunks(sorted(set(ids))):
         released += connection.execute(statement, {"ids": list(part)}).rowcount
     return released
+
+
+def claims(connection: Connection, *, issue_id: int | None, now: datetime) -> list[Claim]:
+    """Who holds leases on deliveries (of one issue, or of all) that have not run out."""
+    d = deliveries.c
+    query = (
+        select(d.lease_owner, func.count(), func.max(d.lease_until))
+        .where(d.status == "sending", d.lease_until >= now)
+        .group_by(d.lease_owner)
+        .order_by(d.lease_owner)
+    )
+    if issue_id is not None:
+        query = query.where(d.issue_id == issue_id)
+    return [
+        Claim(owner=owner or "", count=int(count), until=until)
+        for owner, count, until in connection.execute(query)
+    ]
+
+
+def take_over(connection: Connection, *, owner: str, issue_id: int | None, now: datetime) -> int:
+    """Make the rows ``owner`` holds due again now (``retrying``), whatever their lease:
+    for a sender known to be gone. Each keeps its attempts and Message-ID (one it had
+    in flight may go out twice, as after a lease runs out). How many."""
+    d = deliveries.c
+    statement = (
+        update(deliveries)
+        .where(d.status == "sending", d.lease_owner == owner)
+        .values(status="retrying", next_attempt=now, lease_until=None, lease_owner=None, updated=now)
+    )
+    if issue_id is not None:
+        statement = statement.where(d.issue_id == issue_id)
+    return int(connection.execute(statement).rowcount or 0)
 
 
 def next_due(connection: Connection, *, now: datetime) -> datetime | None:
