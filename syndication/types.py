@@ -296,7 +296,7 @@ class FeedDocument:
 # --- subscribers, digests, deliveries ---------------------------------------------------
 
 SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
-DeliveryStatus = Literal["pending", "sending", "sent", "retrying", "failed"]
+DeliveryStatus = Literal["pending", "sending", "sent", "retrying", "failed", "superseded"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -451,3 +451,46 @@ def test_claims_of_a_silent_sender_on_another_host_are_taken_over(
     assert sent.returncode == 0, sent.stderr
     assert "took over 6 messages claimed by may-khac:4242:dead, which is no longer running" in sent.stdout
     assert sorted(r.rcpt_tos[0] for r in smtp.messages) == sorted(f"can-bo-{n}@example.org" for n in range(6))
+
+
+def test_the_report_shows_superseded_deliveries_apart_from_failed_ones(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    server.add("/tin.rss", rss(ITEMS))
+    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "email,name,organisation,digest\n"
+        "a@example.org,A,Chi bộ Văn phòng,daily\n"
+        "b@example.org,B,Chi bộ Văn phòng,daily\n"
+        "c@example.org,C,Đảng bộ Sở Y tế,daily\n"
+        "d@example.org,D,Đảng bộ Sở Y tế,daily\n",
+        encoding="utf-8",
+    )
+    assert syndication("subscribers", "import", str(people), config=conf).returncode == 0
+    assert syndication("fetch", config=conf).returncode == 0
+    smtp.temp_fail.add("b@example.org")  # waits for a retry...
+    smtp.perm_fail.add("d@example.org")  # ...and fails for good
+    assert syndication("digest", "send", "daily", config=conf).returncode == 0
+    smtp.temp_fail.clear()
+    # The next issue carries b's articles too: its wait for a retry ends, superseded.
+    second = syndication("digest", "send", "daily", config=conf)
+    assert second.returncode == 0, second.stderr
+    assert "issue 2" in second.stdout
+
+    table = syndication("digest", "report", "daily", "--issue", "1", config=conf)
+    as_csv = syndication("digest", "report", "daily", "--issue", "1", "--format", "csv", config=conf)
+
+    assert table.returncode == as_csv.returncode == 0, table.stderr + as_csv.stderr
+    lines = as_csv.stdout.lstrip("\ufeff").splitlines()
+    assert lines == [
+        "organisation,delivered,failed,pending,superseded",
+        "Chi bộ Văn phòng,1,0,0,1",
+        "Đảng bộ Sở Y tế,1,1,0,0",
+    ]
+    rows = [
+        line.split() for line in table.stdout.splitlines() if line.split()[-4:] and line.split()[-1].isdigit()
+    ]
+    assert [row[-4:] for row in rows] == [["1", "0", "0", "1"], ["1", "1", "0", "0"], ["2", "1", "0", "1"]]
+    assert rows[-1][0] == "(tổng"  # "(tổng cộng)": every branch together, adding up to the 4 deliveries
+    assert "superseded" in table.stdout.splitlines()[1]

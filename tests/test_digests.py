@@ -116,7 +116,7 @@ def test_plan_send_and_report(tmp_path: Path, store_url: str, server: TestServer
         "bi-thu@chibo-vanphong.example.org",
         "pho@chibo-vanphong.example.org",
     ]
-    assert rows == [("Chi bộ Văn phòng", 2, 0, 0)]
+    assert rows == [("Chi bộ Văn phòng", 2, 0, 0, 0)]
     message = next(m for m in transport.parsed() if m["To"].addresses[0].display_name == "Nguyễn Thị Hoà")
     assert message["Subject"].startswith("Bản tin hằng ngày – ")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

@@ -29,6 +29,9 @@ from syndication.core import Syndication
 from syndication.core.outbox import HeldClaim
 from syndication.errors import SyndicationError
 
+TOTAL = "(tổng cộng)"
+"""The last row of ``digest report``'s table: every branch together."""
+
 digest_app = typer.Typer(help="Send, preview and report e-mail digests.", no_args_is_help=True)
 
 
@@ -199,23 +202,33 @@ def digest_report(
         ListFormat, typer.Option("--format", "-f", metavar="table|csv", help="Output format.")
     ] = ListFormat.table,
 ) -> None:
-    """Show, per branch, how many addresses were delivered, failed or pending for an issue."""
+    """Show, per branch, how many addresses were delivered, failed, pending or superseded
+    for an issue (superseded: replaced by a later issue, which carries the same articles).
+    """
     with _errors():
         settings = _settings()
         found, rows = _run(_report(settings, name, issue))
+    # Superseded comes last, so that the columns of scripts written before it stay put.
+    columns = ("organisation", "delivered", "failed", "pending", "superseded")
+    counts = [
+        (org, delivered, failed, pending, superseded) for org, delivered, failed, superseded, pending in rows
+    ]
     if format is ListFormat.csv:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        writer.writerow(["organisation", "delivered", "failed", "pending"])
-        writer.writerows([directory.escape_formula(org), d, f, p] for org, d, f, p in rows)
+        writer.writerow(columns)
+        writer.writerows([directory.escape_formula(org), *numbers] for org, *numbers in counts)
         sys.stdout.buffer.write(("\ufeff" + buffer.getvalue()).encode("utf-8"))
         return
     tz = settings.site.tz
     table = _table(f"Digest {name}, issue {found.id} of {_local(found.scheduled_for, tz)}")
-    for column in ("organisation", "delivered", "failed", "pending"):
+    for column in columns:
         table.add_column(column, justify="left" if column == "organisation" else "right")
-    for org, delivered, failed, pending in rows:
-        table.add_row(org, str(delivered), str(failed), str(pending))
+    for org, *numbers in counts:
+        table.add_row(org, *map(str, numbers))
+    if len(counts) > 1:
+        table.add_section()
+        table.add_row(TOTAL, *(str(sum(column)) for column in list(zip(*counts, strict=True))[1:]))
     out.print(table)
 
 

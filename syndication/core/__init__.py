@@ -291,8 +291,9 @@ class Syndication:
 
     async def digest_report(
         self, name: str, issue_id: int | None = None
-    ) -> tuple[DigestIssue, list[tuple[str, int, int, int]]]:
-        """The issue (default: the latest of ``name``) and its per-branch counts.
+    ) -> tuple[DigestIssue, list[tuple[str, int, int, int, int]]]:
+        """The issue (default: the latest of ``name``) and its per-branch counts: delivered,
+        failed, superseded, pending (``Store.issue_report``).
 
         Raises:
             SyndicationError: unknown digest or issue.

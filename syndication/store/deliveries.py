@@ -414,9 +414,9 @@ def next_due(connection: Connection, *, now: datetime) -> datetime | None:
 
 
 def supersede(connection: Connection, *, digest: str, before_issue: int, now: datetime) -> int:
-    """Mark failed ("superseded") the deliveries of earlier issues of ``digest`` that are
-    waiting for a retry or were never tried: a newer issue reaches back to each
-    subscriber's last delivered digest, so it carries their articles. Rows being sent
+    """Mark ``superseded`` the deliveries of earlier issues of ``digest`` that are waiting
+    for a retry or were never tried: a newer issue reaches back to each subscriber's last
+    delivered digest, so it carries their articles (nothing failed). Rows being sent
     (``sending``) are left to finish."""
     earlier = select(digest_issues.c.id).where(
         digest_issues.c.digest == digest, digest_issues.c.id < before_issue
@@ -424,7 +424,7 @@ def supersede(connection: Connection, *, digest: str, before_issue: int, now: da
     result = connection.execute(
         update(deliveries)
         .where(deliveries.c.issue_id.in_(earlier), deliveries.c.status.in_(("pending", "retrying")))
-        .values(status="failed", last_error=f"superseded by issue {before_issue}", updated=now)
+        .values(status="superseded", last_error=f"superseded by issue {before_issue}", updated=now)
     )
     return int(result.rowcount or 0)
 
@@ -456,14 +456,16 @@ def delivery_counts(connection: Connection, issue_id: int) -> dict[str, int]:
     return counts
 
 
-def issue_report(connection: Connection, issue_id: int) -> list[tuple[str, int, int, int]]:
-    """``(organisation, sent, failed, other)`` per organisation of the issue's deliveries."""
+def issue_report(connection: Connection, issue_id: int) -> list[tuple[str, int, int, int, int]]:
+    """``(organisation, sent, failed, superseded, other)`` per organisation of the issue's
+    deliveries; the four counts add up to its deliveries."""
     status = deliveries.c.status
     query = (
         select(
             deliveries.c.organisation,
             func.sum(case((status == "sent", 1), else_=0)),
             func.sum(case((status == "failed", 1), else_=0)),
+            func.sum(case((status == "superseded", 1), else_=0)),
             func.count(),
         )
         .where(deliveries.c.issue_id == issue_id)
@@ -473,8 +475,14 @@ def issue_report(connection: Connection, issue_id: int) -> list[tuple[str, int, 
     # Sorted here, not by the database: collations differ between backends and locales.
     rows.sort(key=lambda row: (row[0] is None, name_order(row[0] or "")))
     return [
-        (name or NO_ORGANISATION, int(sent), int(failed), int(total) - int(sent) - int(failed))
-        for name, sent, failed, total in rows
+        (
+            name or NO_ORGANISATION,
+            int(sent),
+            int(failed),
+            int(superseded),
+            int(total) - int(sent) - int(failed) - int(superseded),
+        )
+        for name, sent, failed, superseded, total in rows
     ]
 
 
