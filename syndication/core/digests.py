@@ -13,7 +13,6 @@ directly.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -26,7 +25,7 @@ from urllib.parse import urlsplit
 from syndication import addresses
 from syndication.config import Settings
 from syndication.core.feeds import DbRunner
-from syndication.core.outbox import HeldClaim, Outbox, Outgoing, SendSummary
+from syndication.core.outbox import Outbox, Outgoing
 from syndication.digest import select
 from syndication.digest.render import DigestRenderer, Rendered
 from syndication.errors import AddressError, SyndicationError
@@ -122,6 +121,10 @@ class DigestService:
             prepare=self._prepare,
             on_send=on_send,
         )
+        # Sending is the outbox's: every due delivery (of an issue, or of all), and the
+        # deliveries other senders hold.
+        self.send = self.outbox.send
+        self.held_claims = self.outbox.held_claims
 
     def spec(self, name: str) -> DigestSpec:
         spec = self._settings.digest(name)
@@ -262,26 +265,6 @@ class DigestService:
                 added = await self._db(self._store.add_deliveries, issue.id, items, now=now)
             await self._db(self._store.mark_planned, issue.id, now=self._clock())
         return Plan(issue=issue, added=added, recipients=len(items), nothing_new=nothing_new, preview=preview)
-
-    # --- sending (``outbox``) ----------------------------------------------------------
-
-    async def send(
-        self,
-        issue: DigestIssue | None,
-        *,
-        on_progress: Callable[[int], None] | None = None,
-        stop: asyncio.Event | None = None,
-        take_over_unknown: bool = False,
-    ) -> SendSummary:
-        """Send every delivery that is due, of ``issue`` or (None) of every issue
-        (``Outbox.send``)."""
-        return await self.outbox.send(
-            issue, on_progress=on_progress, stop=stop, take_over_unknown=take_over_unknown
-        )
-
-    async def held_claims(self, issue: DigestIssue | None) -> list[HeldClaim]:
-        """The deliveries other senders hold (``Outbox.held_claims``)."""
-        return await self.outbox.held_claims(issue)
 
     async def _prepare(
         self, spec: DigestSpec, issue: DigestIssue, batch: Sequence[Delivery]

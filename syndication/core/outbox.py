@@ -46,6 +46,8 @@ MARK_SENT_LINGER = 0.005
 
 @dataclass(slots=True, kw_only=True)
 class SendSummary:
+    """What one ``Outbox.send`` did."""
+
     sent: int = 0
     retrying: int = 0
     failed: int = 0
@@ -56,7 +58,8 @@ class SendSummary:
     released: int = 0
     """Claimed messages given back untried because of a stop."""
     taken_over: list[tuple[str, int]] = field(default_factory=list)
-    """(sender, messages) whose claims were taken over: that sender is gone."""
+    """(sender, messages) whose claims were taken over: that sender is gone (or the
+    caller said it stopped: ``take_over_unknown``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
