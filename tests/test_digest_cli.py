@@ -162,7 +162,7 @@ def test_directory_digest_and_report(
     assert "Chi bộ Văn phòng" in report.stdout
     as_csv = syndication("digest", "report", "daily", "--format", "csv", config=conf)
     lines = as_csv.stdout.lstrip("\ufeff").splitlines()
-    assert lines[0] == "organisation,delivered,failed,pending"
+    assert lines[0] == "organisation,delivered,failed,pending,superseded"
     assert any(line.startswith("Chi bộ Văn phòng,") for line in lines)
 
     status = syndication("status", config=conf)
@@ -342,17 +342,25 @@ def assert_everyone_got_it_once(smtp: SmtpServer, count: int, *, duplicates: int
     assert sum(per_address.values()) - count <= duplicates
 
 
+def interrupted(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer, signum: signal.Signals
+) -> tuple[Path, subprocess.Popen[str], str]:
+    """``digest send daily`` to 300 subscribers at 60 messages a second, sent ``signum``
+    once 40 went out: the configuration, the ended process and its stderr. The default
+    lease (10 minutes): a claim left behind would block a re-run."""
+    server.add("/tin.rss", rss(ITEMS))
+    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp, extra_mail="rate = 60\npool = 2")
+    many_subscribers(tmp_path, conf, 300)
+    first = start_sending(conf, smtp, until=40)
+    first.send_signal(signum)
+    _, stderr = first.communicate(timeout=60)
+    return conf, first, stderr
+
+
 def test_ctrl_c_gives_the_claims_back_and_a_rerun_sends_the_rest_at_once(
     tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
 ) -> None:
-    server.add("/tin.rss", rss(ITEMS))
-    # The default lease (10 minutes): a claim that is not given back blocks the re-run.
-    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp, extra_mail="rate = 60\npool = 2")
-    many_subscribers(tmp_path, conf, 300)
-
-    first = start_sending(conf, smtp, until=40)
-    first.send_signal(signal.SIGINT)
-    _, stderr = first.communicate(timeout=60)
+    conf, first, stderr = interrupted(tmp_path, store_url, server, smtp, signal.SIGINT)
     before = len(smtp.messages)
 
     assert first.returncode == 130, stderr
@@ -371,13 +379,7 @@ def test_ctrl_c_gives_the_claims_back_and_a_rerun_sends_the_rest_at_once(
 def test_a_rerun_takes_over_at_once_from_a_sender_killed_on_this_host(
     tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
 ) -> None:
-    server.add("/tin.rss", rss(ITEMS))
-    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp, extra_mail="rate = 60\npool = 2")
-    many_subscribers(tmp_path, conf, 300)
-
-    first = start_sending(conf, smtp, until=40)
-    first.send_signal(signal.SIGKILL)
-    first.communicate(timeout=60)
+    conf, _, _ = interrupted(tmp_path, store_url, server, smtp, signal.SIGKILL)
     assert len(smtp.messages) < 300, "killed part-way"
 
     again = syndication("digest", "send", "daily", config=conf)  # at once, leases still running
@@ -389,9 +391,21 @@ def test_a_rerun_takes_over_at_once_from_a_sender_killed_on_this_host(
     assert_everyone_got_it_once(smtp, 300, duplicates=8)
 
 
-def claim_as(store_url: str, owner: str, *, heartbeat: timedelta | None) -> int:
-    """Claim every due delivery for ``owner`` (another host's sender), with a heartbeat of
-    that age (None: it never sent one); how many."""
+def queued_for(
+    tmp_path: Path,
+    store_url: str,
+    server: TestServer,
+    smtp: SmtpServer,
+    owner: str,
+    *,
+    heartbeat: timedelta | None,
+) -> Path:
+    """An issue of 6 messages queued and claimed by ``owner`` (a sender on another host)
+    for 10 minutes, with a heartbeat of that age (None: it never sent one); the config."""
+    server.add("/tin.rss", rss(ITEMS))
+    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
+    many_subscribers(tmp_path, conf, 6)
+    assert syndication("digest", "send", "daily", "--queue-only", config=conf).returncode == 0
     now = datetime.now(UTC)
     with Store(store_url) as store:
         if heartbeat is not None:
@@ -399,19 +413,15 @@ def claim_as(store_url: str, owner: str, *, heartbeat: timedelta | None) -> int:
         claimed = store.claim_deliveries(
             issue_id=None, limit=1000, lease=timedelta(minutes=10), owner=owner, now=now
         )
-    return len(claimed)
+    assert len(claimed) == 6
+    return conf
 
 
 def test_claims_of_a_sender_on_another_host(
     tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
 ) -> None:
-    server.add("/tin.rss", rss(ITEMS))
-    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
-    many_subscribers(tmp_path, conf, 6)
-    assert syndication("digest", "send", "daily", "--queue-only", config=conf).returncode == 0
-
     # Running elsewhere (a fresh heartbeat): its messages are its own, even with --take-over.
-    assert claim_as(store_url, "may-khac:4242:beef", heartbeat=timedelta(seconds=2)) == 6
+    conf = queued_for(tmp_path, store_url, server, smtp, "may-khac:4242:beef", heartbeat=timedelta(seconds=2))
     running = syndication("digest", "send", "daily", "--take-over", config=conf)
     assert running.returncode == 0, running.stderr
     assert "6 messages are being sent by may-khac:4242:beef, another sender that is running" in running.stderr
@@ -439,12 +449,8 @@ def test_claims_of_a_sender_on_another_host(
 def test_claims_of_a_silent_sender_on_another_host_are_taken_over(
     tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
 ) -> None:
-    server.add("/tin.rss", rss(ITEMS))
-    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
-    many_subscribers(tmp_path, conf, 6)
-    assert syndication("digest", "send", "daily", "--queue-only", config=conf).returncode == 0
     # Its last heartbeat is 5 minutes old (the site's tick is 5 s): it is gone.
-    assert claim_as(store_url, "may-khac:4242:dead", heartbeat=timedelta(minutes=5)) == 6
+    conf = queued_for(tmp_path, store_url, server, smtp, "may-khac:4242:dead", heartbeat=timedelta(minutes=5))
 
     sent = syndication("digest", "send", "daily", config=conf)
 
