@@ -166,7 +166,7 @@ async def sink_limit(port: int, message: bytes, count: int, connections: int = 1
 
 def sample_message(conf: Path) -> bytes:
     """A real digest message of the benchmark, to push through the sink at its limit."""
-    from syndication import config
+    from syndication import addresses, config
     from syndication.core import Syndication
     from syndication.digest import select
     from syndication.types import Delivery, DigestIssue
@@ -188,7 +188,8 @@ def sample_message(conf: Path) -> bytes:
                 id=1, issue_id=1, subscriber_id=subscriber.id, address=subscriber.address, status="sending",
                 message_id="<bench@example.org>",
             )  # fmt: skip
-            return service._message(service.spec("daily"), issue, delivery, subscriber, rendered)
+            recipient = addresses.for_sending(subscriber.address)
+            return service._message(service.spec("daily"), issue, delivery, subscriber, rendered, recipient)
 
     return asyncio.run(go())
 

@@ -11,8 +11,8 @@ Files come from spreadsheets, so reading is forgiving about form and strict abou
 content. Accepted: UTF-8 with or without a BOM, UTF-16 (Excel's "Unicode text",
 tab-separated), and ",", ";" (Excel in a Vietnamese locale) or tab as separator,
 guessed from the header; English or Vietnamese column names in any case, with or
-without diacritics ("Họ và tên", "ho va ten"). Checked: address syntax
-(email-validator, no DNS), category slugs and digest names against the ones given,
+without diacritics ("Họ và tên", "ho va ten"). Checked: addresses (``addresses.parse``:
+syntax and IDNA, no DNS), category slugs and digest names against the ones given,
 status, field lengths, one address per file, one spelling and one parent per
 organisation.
 """
@@ -30,9 +30,9 @@ from dataclasses import dataclass, field, replace
 from typing import Final, Literal, cast
 
 import yaml
-from email_validator import EmailNotValidError, validate_email
 
-from syndication.errors import SyndicationError
+from syndication import addresses
+from syndication.errors import AddressError, SyndicationError
 from syndication.text import clean_line, search_key, tone_key
 from syndication.types import SubscriberData, SubscriberStatus
 
@@ -304,13 +304,11 @@ def normalise_address(value: str) -> str:
     """
     value = clean_line(value, limit=LIMITS["email"] + 1)
     try:
-        # A Vietnamese letter before the @ is almost always a name typed by mistake, and
-        # needs SMTPUTF8 from every server on the way: refused.
-        valid = validate_email(value, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
-        reason = str(exc).rstrip(".")
-        raise ValueError(f"{_show(value)} is not a valid e-mail address ({reason})") from exc
-    return valid.normalized.lower()
+        # The one rule for addresses (``addresses.parse``): no diacritics before the @,
+        # nothing shaped like an encoded word, the domain checked with IDNA.
+        return addresses.parse(value).stored
+    except AddressError as exc:
+        raise ValueError(f"{_show(value)} is not a valid e-mail address ({exc.reason})") from exc
 
 
 def escape_formula(value: str) -> str:

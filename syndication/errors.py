@@ -8,6 +8,7 @@ I/O edge that raised them (``ingest.fetch``, ``store``), with ``raise ... from``
      ├── ConfigError(path, key)          bad configuration file or value
      ├── StoreError                      the database failed or is out of date
      ├── TransportError                  mail cannot be sent at all (credentials, TLS, Maildir)
+     ├── AddressError(address, problem)  an e-mail address we cannot use (also a ValueError)
      └── SourceError(source_id)          something about one source
           ├── FetchError(url, status, retry_after)
           │    └── BlockedAddressError   refused: internal address
@@ -16,6 +17,7 @@ I/O edge that raised them (``ingest.fetch``, ``store``), with ``raise ... from``
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 
@@ -43,6 +45,20 @@ class TransportError(SyndicationError):
     """The mail transport cannot send anything until its configuration or the server is
     fixed: credentials refused, TLS unavailable or untrusted, an unwritable Maildir.
     Not a failure of one message: deliveries stay queued for a later attempt."""
+
+
+class AddressError(SyndicationError, ValueError):
+    """An e-mail address we cannot use (``addresses.parse``): ``problem`` says which rule
+    it broke (``"syntax"``, ``"control"``, ``"encoded-word"``, ``"smtputf8"``) and
+    ``reason`` says why, for people. A ``ValueError`` too, as invalid input is."""
+
+    def __init__(self, address: str, problem: str, reason: str) -> None:
+        self.address = address
+        self.problem = problem
+        self.reason = reason
+        super().__init__(
+            f"{json.dumps(address, ensure_ascii=False)} is not a usable e-mail address: {reason}"
+        )
 
 
 class SourceError(SyndicationError):

@@ -26,7 +26,6 @@ import socket
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import uvicorn
@@ -190,7 +189,7 @@ async def _run(
         scheduler.start()
     heartbeat: asyncio.Task[None] | None = None
     if scheduler is None:
-        heartbeat = asyncio.create_task(_heartbeat(app, roles.name, started, stop))
+        heartbeat = asyncio.create_task(app.keep_alive(roles.name, started, stop))
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run(stop)))
     _log_start(app, settings, roles, host, port, admin, scheduler)
@@ -273,15 +272,6 @@ async def build_web(
         operations=operations,
         serve_operations=serve_operations,
     )
-
-
-async def _heartbeat(app: Syndication, role: str, started: datetime, stop: asyncio.Event) -> None:
-    """Where no scheduler runs (a worker): say in the store, every tick, that we are alive."""
-    tick = app.settings.service.tick.total_seconds()
-    while not stop.is_set():
-        await app.heartbeat(role, started)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=tick)
 
 
 def _log_start(

@@ -304,7 +304,7 @@ class FeedDocument:
 # --- subscribers, digests, deliveries ---------------------------------------------------
 
 SubscriberStatus = Literal["pending", "active", "unsubscribed", "bounced"]
-DeliveryStatus = Literal["pending", "sending", "sent", "retrying", "failed"]
+DeliveryStatus = Literal["pending", "sending", "sent", "retrying", "failed", "superseded"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -420,7 +420,12 @@ class SendOutcome:
 
     ok: bool
     permanent: bool = False
-    """A 5xx answer: retrying will not help."""
+    """A 5xx answer, or a message we cannot send as it is: retrying will not help."""
+    bounce: bool = True
+    """For a permanent failure: whether it says something about the mailbox (the server
+    refused the recipient or the message), so it counts as a bounce. False when we
+    refused to send it ourselves (an unusable address, a server without SMTPUTF8 for an
+    address that needs it): a good mailbox must not be turned off for that."""
     error: str | None = None
 
 

@@ -25,19 +25,21 @@ As a pytest fixture::
 
 API:
 
-``SmtpServer(*, auth=None, starttls=None, require_starttls=False, implicit_tls=None)``
+``SmtpServer(*, auth=None, starttls=None, require_starttls=False, implicit_tls=None, smtputf8=False)``
     ``auth=("user", "password")`` offers AUTH PLAIN and LOGIN, also over the plain
     connection (it is loopback), and answers MAIL without it with 530.
     ``starttls`` is a server-side ``ssl.SSLContext`` to offer STARTTLS with;
     ``require_starttls`` refuses anything but EHLO, STARTTLS and QUIT before it.
     ``implicit_tls`` is a server-side context that wraps the whole connection (port 465 style).
+    ``smtputf8`` offers SMTPUTF8 (RFC 6531): UTF-8 addresses in MAIL FROM and RCPT TO
+    (not offered by default, as most servers do not).
     ``start()``/``stop()``, or use it as a context manager.
 ``srv.host``, ``srv.port``
     ``"127.0.0.1"`` and the port it listens on.
 ``srv.messages -> list[Received]``
     A copy of what was accepted, oldest first: ``mail_from``, ``rcpt_tos``,
     ``data`` (bytes), ``peer`` (the client's address and port: one per connection),
-    ``login`` (the AUTH user, or None).
+    ``login`` (the AUTH user, or None), ``mail_options`` (e.g. ``("SMTPUTF8",)``).
 ``srv.connections``
     Connections opened by clients since the server started (or since ``reset()``).
 ``srv.temp_fail``, ``srv.perm_fail``
@@ -81,6 +83,7 @@ class Received:
     data: bytes
     peer: tuple[str, int]
     login: str | None
+    mail_options: tuple[str, ...] = ()
 
 
 class _Handler:
@@ -117,6 +120,7 @@ class _Handler:
                 data=envelope.original_content,
                 peer=tuple(session.peer[:2]),
                 login=login,
+                mail_options=tuple(envelope.mail_options),
             )
         )
         return "250 2.0.0 OK: queued"
@@ -155,6 +159,7 @@ class SmtpServer:
         starttls: ssl.SSLContext | None = None,
         require_starttls: bool = False,
         implicit_tls: ssl.SSLContext | None = None,
+        smtputf8: bool = False,
     ) -> None:
         self.auth = auth
         self.temp_fail: set[str] = set()
@@ -177,6 +182,8 @@ class SmtpServer:
             kwargs["require_starttls"] = require_starttls
         if implicit_tls is not None:
             kwargs["ssl_context"] = implicit_tls
+        # aiosmtpd's Controller offers SMTPUTF8 unless told not to.
+        kwargs["enable_SMTPUTF8"] = smtputf8
         self._controller = _Controller(self, _Handler(self), **kwargs)
         self.host = HOST
         self.port = 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,6 +50,13 @@ def write(tmp_path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def syndication_with_env(*args: str, config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The CLI as a subprocess, with these variables set."""
+    environ = {k: v for k, v in os.environ.items() if k != "SYNDICATION_CONFIG"} | env
+    cmd = [sys.executable, "-m", "syndication", "--config", str(config), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=environ, timeout=120)
 
 
 def problems(tmp_path: Path, text: str) -> list[str]:
@@ -351,3 +361,44 @@ def test_arrays_of_tables_must_hold_tables(tmp_path: Path) -> None:
     assert "categories: expected an array of tables ([[categories]])" in found
     assert "sources[0]: expected a table" in found
     assert "digests[1]: expected a table" in found
+
+
+def test_a_password_is_never_sent_in_clear_to_another_machine(tmp_path: Path) -> None:
+    """``config check`` refuses ``security = "none"`` with a username unless the server is
+    this machine: the password would cross the network in clear."""
+    text = GOOD + DIGESTS.replace("port = 587", 'port = 25\nsecurity = "none"')
+    path = write(tmp_path, text)
+    env = {"SYN_SMTP": "bí-mật", "SYN_SECRET": "x" * 32}
+
+    checked = syndication_with_env("config", "check", config=path, env=env)
+
+    assert checked.returncode == 2
+    assert checked.stderr.splitlines() == [
+        f'{path}: mail.security: "none" with a username sends the SMTP password in clear to '
+        'smtp.example.org: use "starttls" (port 587) or "tls" (port 465); "none" is only for a '
+        'relay on this machine (host = "localhost", 127.0.0.1 or ::1)'
+    ]
+    assert "bí-mật" not in checked.stderr
+
+
+@pytest.mark.parametrize(
+    "host", ["localhost", "LOCALHOST.", "127.0.0.1", "127.8.9.10", "::1", "[::1]", "::ffff:127.0.0.1"]
+)
+def test_security_none_with_a_username_is_fine_on_this_machine(tmp_path: Path, host: str) -> None:
+    text = GOOD + DIGESTS.replace('host = "smtp.example.org"', f'host = "{host}"\nsecurity = "none"')
+    s = config.load(write(tmp_path, text), environ={"SYN_SMTP": "bí-mật", "SYN_SECRET": "x" * 32})
+    assert (s.mail.security, s.mail.username) == ("none", "ban-tin")
+
+
+@pytest.mark.parametrize(
+    "host", ["smtp.example.org", "10.0.0.5", "::2", "localhost.example.org", "128.0.0.1"]
+)
+def test_security_none_with_a_username_is_refused_elsewhere(tmp_path: Path, host: str) -> None:
+    text = GOOD + DIGESTS.replace('host = "smtp.example.org"', f'host = "{host}"\nsecurity = "none"')
+    environ = {"SYN_SMTP": "bí-mật", "SYN_SECRET": "x" * 32}
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, text), environ=environ)
+    assert [p.split(": ")[1] for p in info.value.problems] == ["mail.security"]
+    # Without a username there is no password to give away.
+    plain = text.replace('username = "ban-tin"\n', "").replace('password_env = "SYN_SMTP"\n', "")
+    assert config.load(write(tmp_path, plain), environ=environ).mail.security == "none"

@@ -6,17 +6,22 @@ import email
 import email.policy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from syndication.store import Store
+from syndication.types import SubscriberData
 from tests.httpserver import TestServer
 from tests.smtpserver import SmtpServer
 from tests.test_cli import ROOT, syndication
@@ -157,7 +162,7 @@ def test_directory_digest_and_report(
     assert "Chi bộ Văn phòng" in report.stdout
     as_csv = syndication("digest", "report", "daily", "--format", "csv", config=conf)
     lines = as_csv.stdout.lstrip("\ufeff").splitlines()
-    assert lines[0] == "organisation,delivered,failed,pending"
+    assert lines[0] == "organisation,delivered,failed,pending,superseded"
     assert any(line.startswith("Chi bộ Văn phòng,") for line in lines)
 
     status = syndication("status", config=conf)
@@ -222,3 +227,276 @@ def test_killed_sender_resumes_without_losing_or_repeating(
     totals = [line.split(",") for line in report.stdout.lstrip("\ufeff").splitlines()[1:]]
     assert sum(int(row[1]) for row in totals) == 500
     assert all(int(row[3]) == 0 for row in totals)
+
+
+# Addresses stored before the one address rule existed (or written around the entry
+# points): the sender checks them again, and one it cannot use fails alone.
+IDN = "idn@exämple.org"
+IDN_WIRE = "idn@xn--exmple-cua.org"
+ENCODED_WORD = "=?utf-8?q?v=0D=0ABcc=3A_evil=40evil.example?=@example.org"
+UTF8_LOCAL = "nguyễn@example.org"
+
+
+def store_directly(store_url: str, *rows: SubscriberData) -> None:
+    with Store(store_url) as store:
+        store.upgrade()
+        store.upsert_subscribers(list(rows), now=datetime.now(UTC))
+
+
+def test_one_unusable_address_fails_alone(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    server.add("/tin.rss", rss(ITEMS))
+    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp, extra_mail="bounce_threshold = 1")
+    store_directly(
+        store_url,
+        SubscriberData(address="bi-thu@example.org", display_name="Nguyễn Thị Hoà", organisation="Chi bộ A"),
+        SubscriberData(address=IDN, display_name="Tên miền quốc tế", organisation="Chi bộ A"),
+        SubscriberData(address=ENCODED_WORD, display_name="Kẻ giả mạo", organisation="Chi bộ B"),
+        SubscriberData(address=UTF8_LOCAL, display_name="Nguyễn", organisation="Chi bộ B"),
+    )
+    assert syndication("fetch", config=conf).returncode == 0
+
+    sent = syndication("digest", "send", "daily", config=conf)
+
+    assert sent.returncode == 0, sent.stderr
+    assert "Traceback" not in sent.stderr
+    # The server saw exactly the two usable recipients, the IDN one in its ASCII form.
+    assert sorted(r.rcpt_tos for r in smtp.messages) == [("bi-thu@example.org",), (IDN_WIRE,)]
+    for received in smtp.messages:
+        message = parse(received.data)
+        (to,) = message.get_all("To")
+        assert [a.addr_spec for a in to.addresses] == list(received.rcpt_tos)
+        assert message.get_all("Cc") is None
+        assert message.get_all("Bcc") is None
+        assert received.data.isascii()
+    # Each refusal is told, with its reason; nobody is counted as bounced for it.
+    assert "sent now 2, retrying 0, failed 2" in sent.stdout
+    assert "encoded word" in sent.stderr
+    assert "SMTPUTF8" in sent.stderr
+    assert "bounced:" not in sent.stderr
+    with Store(store_url) as store:
+        issue = store.latest_issue("daily")
+        assert issue is not None
+        errors = {d.address: (d.status, d.last_error or "") for d in store.get_deliveries(issue.id)}
+        statuses = {s.address: s.status for s in store.list_subscribers()}
+    assert errors[ENCODED_WORD.lower()][0] == "failed"
+    assert "encoded word" in errors[ENCODED_WORD.lower()][1]
+    assert errors[UTF8_LOCAL][0] == "failed"
+    assert "SMTPUTF8" in errors[UTF8_LOCAL][1]
+    assert statuses == dict.fromkeys(["bi-thu@example.org", IDN, ENCODED_WORD.lower(), UTF8_LOCAL], "active")
+
+
+def test_a_utf8_address_goes_out_where_the_server_offers_smtputf8(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    server.add("/tin.rss", rss(ITEMS))
+    with SmtpServer(smtputf8=True) as smtp:
+        conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
+        store_directly(store_url, SubscriberData(address=UTF8_LOCAL, display_name="Nguyễn Văn A"))
+        assert syndication("fetch", config=conf).returncode == 0
+
+        sent = syndication("digest", "send", "daily", config=conf)
+
+        assert sent.returncode == 0, sent.stderr
+        (received,) = smtp.messages
+    assert received.rcpt_tos == (UTF8_LOCAL,)
+    assert "SMTPUTF8" in received.mail_options
+    message = email.message_from_string(received.data.decode("utf-8"), policy=email.policy.default)
+    (to,) = message.get_all("To")
+    assert [a.addr_spec for a in to.addresses] == [UTF8_LOCAL]
+    assert to.addresses[0].display_name == "Nguyễn Văn A"
+
+
+# --- stopping and crashing part-way ---------------------------------------------------------
+
+
+def many_subscribers(tmp_path: Path, conf: Path, count: int) -> None:
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "email,name,organisation,digest\n"
+        + "".join(f"can-bo-{n}@example.org,Cán bộ số {n},Chi bộ {n % 7},daily\n" for n in range(count)),
+        encoding="utf-8",
+    )
+    assert syndication("subscribers", "import", str(people), config=conf).returncode == 0
+    assert syndication("fetch", config=conf).returncode == 0
+
+
+def start_sending(conf: Path, smtp: SmtpServer, *, until: int) -> subprocess.Popen[str]:
+    """``digest send daily`` in the background, once the server has ``until`` messages."""
+    env = {k: v for k, v in os.environ.items() if k != "SYNDICATION_CONFIG"}
+    cmd = [sys.executable, "-m", "syndication", "--config", str(conf), "digest", "send", "daily"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(smtp.messages) < until and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the sender must still be at work"
+    return proc
+
+
+def assert_everyone_got_it_once(smtp: SmtpServer, count: int, *, duplicates: int) -> None:
+    ids = Counter(parse(r.data)["Message-ID"] for r in smtp.messages)
+    per_address = Counter(r.rcpt_tos[0] for r in smtp.messages)
+    assert len(per_address) == count  # everyone got it
+    assert len(ids) == count  # one Message-ID per subscriber
+    assert sum(per_address.values()) - count <= duplicates
+
+
+def interrupted(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer, signum: signal.Signals
+) -> tuple[Path, subprocess.Popen[str], str]:
+    """``digest send daily`` to 300 subscribers at 60 messages a second, sent ``signum``
+    once 40 went out: the configuration, the ended process and its stderr. The default
+    lease (10 minutes): a claim left behind would block a re-run."""
+    server.add("/tin.rss", rss(ITEMS))
+    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp, extra_mail="rate = 60\npool = 2")
+    many_subscribers(tmp_path, conf, 300)
+    first = start_sending(conf, smtp, until=40)
+    first.send_signal(signum)
+    _, stderr = first.communicate(timeout=60)
+    return conf, first, stderr
+
+
+def test_ctrl_c_gives_the_claims_back_and_a_rerun_sends_the_rest_at_once(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    conf, first, stderr = interrupted(tmp_path, store_url, server, smtp, signal.SIGINT)
+    before = len(smtp.messages)
+
+    assert first.returncode == 130, stderr
+    assert 0 < before < 300, "stopped part-way"
+
+    again = syndication("digest", "send", "daily", config=conf)  # at once: nothing to wait for
+
+    assert again.returncode == 0, again.stderr
+    assert "continuing issue" in again.stdout
+    assert f"sent now {300 - before}," in again.stdout
+    assert_everyone_got_it_once(smtp, 300, duplicates=0)  # a clean stop sends nothing twice
+    assert "Traceback" not in stderr
+    assert re.search(r"stopped: \d+ messages went back to the outbox", stderr), stderr
+
+
+def test_a_rerun_takes_over_at_once_from_a_sender_killed_on_this_host(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    conf, _, _ = interrupted(tmp_path, store_url, server, smtp, signal.SIGKILL)
+    assert len(smtp.messages) < 300, "killed part-way"
+
+    again = syndication("digest", "send", "daily", config=conf)  # at once, leases still running
+
+    assert again.returncode == 0, again.stderr
+    assert re.search(r"took over \d+ messages claimed by \S+, which is no longer running", again.stdout)
+    assert "in all: failed 0, pending 0, retrying 0, sending 0, sent 300" in again.stdout
+    # At most the messages in flight at the kill go out twice, with the same Message-ID.
+    assert_everyone_got_it_once(smtp, 300, duplicates=8)
+
+
+def queued_for(
+    tmp_path: Path,
+    store_url: str,
+    server: TestServer,
+    smtp: SmtpServer,
+    owner: str,
+    *,
+    heartbeat: timedelta | None,
+) -> Path:
+    """An issue of 6 messages queued and claimed by ``owner`` (a sender on another host)
+    for 10 minutes, with a heartbeat of that age (None: it never sent one); the config."""
+    server.add("/tin.rss", rss(ITEMS))
+    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
+    many_subscribers(tmp_path, conf, 6)
+    assert syndication("digest", "send", "daily", "--queue-only", config=conf).returncode == 0
+    now = datetime.now(UTC)
+    with Store(store_url) as store:
+        if heartbeat is not None:
+            store.heartbeat(owner=owner, role="send", started=now - timedelta(hours=1), now=now - heartbeat)
+        claimed = store.claim_deliveries(
+            issue_id=None, limit=1000, lease=timedelta(minutes=10), owner=owner, now=now
+        )
+    assert len(claimed) == 6
+    return conf
+
+
+def test_claims_of_a_sender_on_another_host(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    # Running elsewhere (a fresh heartbeat): its messages are its own, even with --take-over.
+    conf = queued_for(tmp_path, store_url, server, smtp, "may-khac:4242:beef", heartbeat=timedelta(seconds=2))
+    running = syndication("digest", "send", "daily", "--take-over", config=conf)
+    assert running.returncode == 0, running.stderr
+    assert "6 messages are being sent by may-khac:4242:beef, another sender that is running" in running.stderr
+    assert smtp.messages == []
+
+    # Unseen (no heartbeat at all): the command says until when, and what to do.
+    with Store(store_url) as store:
+        store.remove_node("may-khac:4242:beef")
+    hint = syndication("digest", "send", "daily", config=conf)
+    assert hint.returncode == 0, hint.stderr
+    assert "6 messages are claimed by may-khac:4242:beef, a sender that cannot be seen" in hint.stderr
+    expiry = re.search(r"its claims expire at (\d\d/\d\d/\d{4} \d\d:\d\d) \(Asia/Ho_Chi_Minh\)", hint.stderr)
+    assert expiry, hint.stderr
+    expected = (datetime.now(UTC) + timedelta(minutes=10)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    shown = datetime.strptime(expiry.group(1), "%d/%m/%Y %H:%M").replace(tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+    assert abs(shown - expected) < timedelta(minutes=2)
+    assert "with --take-over" in hint.stderr
+    assert smtp.messages == []
+    taken = syndication("digest", "send", "daily", "--take-over", config=conf)
+    assert taken.returncode == 0, taken.stderr
+    assert "took over 6 messages claimed by may-khac:4242:beef" in taken.stdout
+    assert len(smtp.messages) == 6
+
+
+def test_claims_of_a_silent_sender_on_another_host_are_taken_over(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    # Its last heartbeat is 5 minutes old (the site's tick is 5 s): it is gone.
+    conf = queued_for(tmp_path, store_url, server, smtp, "may-khac:4242:dead", heartbeat=timedelta(minutes=5))
+
+    sent = syndication("digest", "send", "daily", config=conf)
+
+    assert sent.returncode == 0, sent.stderr
+    assert "took over 6 messages claimed by may-khac:4242:dead, which is no longer running" in sent.stdout
+    assert sorted(r.rcpt_tos[0] for r in smtp.messages) == sorted(f"can-bo-{n}@example.org" for n in range(6))
+
+
+def test_the_report_shows_superseded_deliveries_apart_from_failed_ones(
+    tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
+) -> None:
+    server.add("/tin.rss", rss(ITEMS))
+    conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
+    people = tmp_path / "people.csv"
+    people.write_text(
+        "email,name,organisation,digest\n"
+        "a@example.org,A,Chi bộ Văn phòng,daily\n"
+        "b@example.org,B,Chi bộ Văn phòng,daily\n"
+        "c@example.org,C,Đảng bộ Sở Y tế,daily\n"
+        "d@example.org,D,Đảng bộ Sở Y tế,daily\n",
+        encoding="utf-8",
+    )
+    assert syndication("subscribers", "import", str(people), config=conf).returncode == 0
+    assert syndication("fetch", config=conf).returncode == 0
+    smtp.temp_fail.add("b@example.org")  # waits for a retry...
+    smtp.perm_fail.add("d@example.org")  # ...and fails for good
+    assert syndication("digest", "send", "daily", config=conf).returncode == 0
+    smtp.temp_fail.clear()
+    # The next issue carries b's articles too: its wait for a retry ends, superseded.
+    second = syndication("digest", "send", "daily", config=conf)
+    assert second.returncode == 0, second.stderr
+    assert "issue 2" in second.stdout
+
+    table = syndication("digest", "report", "daily", "--issue", "1", config=conf)
+    as_csv = syndication("digest", "report", "daily", "--issue", "1", "--format", "csv", config=conf)
+
+    assert table.returncode == as_csv.returncode == 0, table.stderr + as_csv.stderr
+    lines = as_csv.stdout.lstrip("\ufeff").splitlines()
+    assert lines == [
+        "organisation,delivered,failed,pending,superseded",
+        "Chi bộ Văn phòng,1,0,0,1",
+        "Đảng bộ Sở Y tế,1,1,0,0",
+    ]
+    rows = [
+        line.split() for line in table.stdout.splitlines() if line.split()[-4:] and line.split()[-1].isdigit()
+    ]
+    assert [row[-4:] for row in rows] == [["1", "0", "0", "1"], ["1", "1", "0", "0"], ["2", "1", "0", "1"]]
+    assert rows[-1][0] == "(tổng"  # "(tổng cộng)": every branch together, adding up to the 4 deliveries
+    assert "superseded" in table.stdout.splitlines()[1]

@@ -116,7 +116,7 @@ def test_plan_send_and_report(tmp_path: Path, store_url: str, server: TestServer
         "bi-thu@chibo-vanphong.example.org",
         "pho@chibo-vanphong.example.org",
     ]
-    assert rows == [("Chi bộ Văn phòng", 2, 0, 0)]
+    assert rows == [("Chi bộ Văn phòng", 2, 0, 0, 0)]
     message = next(m for m in transport.parsed() if m["To"].addresses[0].display_name == "Nguyễn Thị Hoà")
     assert message["Subject"].startswith("Bản tin hằng ngày – ")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -253,3 +253,55 @@ def test_a_broken_transport_keeps_everything_queued(
     assert counts["retrying"] == 2
     assert counts["failed"] == 0
     assert bounced == []
+
+
+class BuggyTransport(FakeTransport):
+    """Fails with an error that is not ours (a bug) for one recipient."""
+
+    async def send(self, *, sender: str, recipient: str, data: bytes) -> SendOutcome:
+        if recipient.startswith("pho@"):
+            raise RuntimeError("a bug in the transport")
+        return await super().send(sender=sender, recipient=recipient, data=data)
+
+
+def test_a_message_the_transport_chokes_on_fails_alone(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    settings = setup(tmp_path, store_url, server)
+    transport = BuggyTransport()
+
+    async def go(syn: Syndication):  # type: ignore[no-untyped-def]
+        await syn.upsert_subscribers(PEOPLE)
+        await syn.poll()
+        service = await syn.digest_service()
+        plan = await service.plan("daily")
+        summary = await service.send(plan.issue)
+        deliveries = await syn._db(syn.store.get_deliveries, plan.issue.id)
+        return summary, deliveries, await syn.list_subscribers(status="bounced")
+
+    summary, deliveries, bounced = run(settings, Clock(START), transport, go)
+    assert [r for r, _ in transport.sent] == ["bi-thu@chibo-vanphong.example.org"]
+    assert (summary.sent, summary.failed) == (1, 1)
+    (failed,) = [d for d in deliveries if d.status == "failed"]
+    assert failed.address == "pho@chibo-vanphong.example.org"
+    assert failed.last_error is not None
+    assert "a bug in the transport" in failed.last_error
+    assert bounced == []  # our bug says nothing about the mailbox (bounce_threshold is 1 here)
+
+
+def test_a_confirmation_to_an_internationalised_domain_goes_to_its_ascii_form(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    settings = setup(tmp_path, store_url, server)
+    transport = FakeTransport()
+
+    async def go(syn: Syndication) -> None:
+        await syn.upsert_subscribers([SubscriberData(address="idn@exämple.org", status="pending")])
+        subscriber = await syn.get_subscriber("idn@exämple.org")
+        assert subscriber is not None
+        await (await syn.digest_service()).send_confirmation(subscriber)
+
+    run(settings, Clock(START), transport, go)
+    ((recipient, _),) = transport.sent
+    assert recipient == "idn@xn--exmple-cua.org"
+    assert [a.addr_spec for a in transport.parsed()[0]["To"].addresses] == ["idn@xn--exmple-cua.org"]

@@ -162,6 +162,19 @@ def test_normalise_address_is_the_same_rule_for_forms_and_the_cli() -> None:
         normalise_address("a@localhost")
 
 
+def test_an_address_shaped_like_an_encoded_word_is_refused() -> None:
+    # Readers that decode it would see a line break and a Bcc of the writer's choosing.
+    problem = one("email\n=?utf-8?q?v=0D=0ABcc=3A_evil=40evil.example?=@example.org\n")
+    assert problem.startswith('subscribers/branches.csv:2: email: "=?utf-8?q?v=0D=0ABcc')
+    assert "looks like an encoded word" in problem
+    with pytest.raises(DirectoryError, match="encoded word"):
+        single_row(
+            address="=?utf-8?b?YUBiLmNvbQ==?=@example.org",
+            known_categories=CATEGORIES,
+            known_digests=DIGESTS,
+        )
+
+
 def test_diacritics_before_the_at_sign_are_refused() -> None:
     problem = one("email\nnguyễn.văn.a@example.org\n")
     assert problem.startswith('subscribers/branches.csv:2: email: "nguyễn.văn.a@example.org" is not a valid')

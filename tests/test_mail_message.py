@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import email
 import re
 import shutil
 import subprocess
@@ -46,6 +47,7 @@ from syndication.mail.message import (
     clean_header,
     message_id,
 )
+from syndication.mail.send import data_payload
 
 DATE = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
 
@@ -686,6 +688,11 @@ def test_absurdly_long_display_name_is_split_the_rfc_way() -> None:
         {"from_address": "not an address"},
         {"to_address": "a@b.vn\r\nBcc: x@y.vn"},
         {"to_address": "người@ví-dụ.vn"},
+        {"to_address": "=?utf-8?q?v=0D=0ABcc=3A_evil=40evil.example?=@example.org"},
+        {"to_address": "a=?x?=@example.org"},
+        {"to_address": "người\u2028@example.org"},
+        {"reply_to": "=?utf-8?q?x?=@example.org"},
+        {"from_address": "người@example.org"},
         {"reply_to": "<a@b.vn>"},
         {"message_id": "no-brackets@x.vn"},
         {"message_id": "<a b@x.vn>"},
@@ -704,6 +711,19 @@ def test_absurdly_long_display_name_is_split_the_rfc_way() -> None:
 def test_build_refuses_unusable_values(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         build(make(**changes))
+
+
+def test_a_utf8_local_part_is_written_as_utf8_for_smtputf8() -> None:
+    """RFC 6532: the one header that needs it carries UTF-8; everything else stays 7-bit."""
+    raw = build(make(to_address="nguyễn@example.vn", to_name="Nguyễn Văn A"))
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert body.isascii()
+    (utf8_line,) = [line for line in head.split(b"\r\n") if not line.isascii()]
+    assert utf8_line.endswith("<nguyễn@example.vn>".encode())
+    message = email.message_from_string(raw.decode("utf-8"), policy=policy.default)
+    (to,) = message.get_all("To")
+    assert [(a.display_name, a.addr_spec) for a in to.addresses] == [("Nguyễn Văn A", "nguyễn@example.vn")]
+    assert data_payload(raw) == raw + b".\r\n"  # still a BuiltMessage: CRLF, no dot to double
 
 
 # ---------------------------------------------------------------- DKIM

@@ -309,14 +309,52 @@ def test_silent_server_times_out_as_temporary() -> None:
 
 
 @pytest.mark.parametrize(
-    "address", ["a@example.vn\r\nRCPT TO:<x@evil.example>", "<a@example.vn>", "no-at-sign", ""]
+    "address",
+    [
+        "a@example.vn\r\nRCPT TO:<x@evil.example>",
+        "<a@example.vn>",
+        "no-at-sign",
+        "",
+        "người\u2028@example.vn",
+    ],
 )
 def test_unusable_addresses_never_reach_the_server(smtp_server: SmtpServer, address: str) -> None:
     t = transport(smtp_server)
     outcome = run(t.send(sender=SENDER, recipient=address, data=b"x"))
     assert outcome.ok is False
     assert outcome.permanent is True
+    assert outcome.bounce is False  # refused here: it says nothing about a mailbox
     assert smtp_server.connections == 0
+
+
+def test_a_utf8_address_is_refused_without_a_word_where_smtputf8_is_not_offered(
+    smtp_server: SmtpServer,
+) -> None:
+    async def scenario() -> tuple[SendOutcome, SendOutcome]:
+        async with transport(smtp_server) as t:
+            utf8 = await t.send(
+                sender=SENDER, recipient="nguyễn@example.vn", data=digest_for("nguyễn@example.vn")
+            )
+            plain = await t.send(sender=SENDER, recipient="a@example.vn", data=digest_for("a@example.vn"))
+            return utf8, plain
+
+    utf8, plain = run(scenario())
+    assert (utf8.ok, utf8.permanent, utf8.bounce) == (False, True, False)  # the mailbox may be fine
+    assert utf8.error is not None
+    assert "SMTPUTF8" in utf8.error
+    assert plain == SendOutcome(ok=True)
+    assert [m.rcpt_tos for m in smtp_server.messages] == [("a@example.vn",)]
+    assert smtp_server.connections == 1  # nothing was said that spoilt the connection
+
+
+def test_a_utf8_address_goes_out_with_smtputf8_where_offered() -> None:
+    with SmtpServer(smtputf8=True) as server:
+        outcome = run(send_all(transport(server), ["nguyễn@example.vn"]))
+        (received,) = server.messages
+    assert outcome == [SendOutcome(ok=True)]
+    assert received.rcpt_tos == ("nguyễn@example.vn",)
+    assert "SMTPUTF8" in received.mail_options
+    assert received.data == digest_for("nguyễn@example.vn")
 
 
 def test_closed_transport_refuses_to_send(smtp_server: SmtpServer) -> None:

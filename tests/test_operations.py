@@ -121,7 +121,14 @@ def test_snapshot_and_poll_counters(tmp_path: Path, store_url: str, server: Test
     snapshot, text = asyncio.run(run())
     assert snapshot.articles == 2
     assert snapshot.subscribers == {"pending": 1, "active": 1, "unsubscribed": 0, "bounced": 0}
-    assert snapshot.deliveries == {"pending": 0, "sending": 0, "sent": 0, "retrying": 0, "failed": 0}
+    assert snapshot.deliveries == {
+        "pending": 0,
+        "sending": 0,
+        "sent": 0,
+        "retrying": 0,
+        "failed": 0,
+        "superseded": 0,
+    }
     assert [(s.id, s.error_count, s.last_success) for s in snapshot.sources] == [
         ("tin", 0, START),
         ("hong", 1, None),

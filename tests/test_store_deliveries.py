@@ -145,6 +145,7 @@ def test_add_deliveries_is_idempotent_and_fast_enough_for_ten_thousand(store: St
         "sent": 0,
         "retrying": 0,
         "failed": 0,
+        "superseded": 0,
     }
     stored = store.get_deliveries(issue_id)
     assert stored[0] == claimed
@@ -227,6 +228,39 @@ def test_expired_lease_is_claimed_again_and_the_stale_sender_cannot_finish(store
     assert store.claim_deliveries(issue_id=None, limit=5, lease=LEASE, owner="c", now=far) == []
 
 
+def test_claims_say_who_holds_what_until_when(store: Store) -> None:
+    issue_id, _ = outbox(store, 5)
+    other, _ = store.create_issue("weekly", NOW, now=NOW)
+    store.add_deliveries(other.id, [new(other.id, p) for p in store.list_subscribers()[:1]], now=NOW)
+    store.claim_deliveries(issue_id=issue_id, limit=2, lease=LEASE, owner="a", now=NOW)
+    store.claim_deliveries(issue_id=issue_id, limit=1, lease=LEASE, owner="b", now=NOW + timedelta(minutes=1))
+    store.claim_deliveries(issue_id=other.id, limit=1, lease=LEASE, owner="b", now=NOW + timedelta(minutes=2))
+
+    assert [(c.owner, c.count, c.until) for c in store.delivery_claims(issue_id=issue_id, now=NOW)] == [
+        ("a", 2, NOW + LEASE),
+        ("b", 1, NOW + timedelta(minutes=1) + LEASE),
+    ]
+    assert [(c.owner, c.count) for c in store.delivery_claims(issue_id=None, now=NOW)] == [("a", 2), ("b", 2)]
+    # Run-out leases are nobody's: the next claim takes them anyway.
+    later = NOW + LEASE + timedelta(seconds=90)
+    assert [(c.owner, c.count) for c in store.delivery_claims(issue_id=None, now=later)] == [("b", 1)]
+
+
+def test_a_gone_senders_claims_are_taken_over_with_their_message_ids(store: Store) -> None:
+    issue_id, _ = outbox(store, 3)
+    taken = store.claim_deliveries(issue_id=issue_id, limit=2, lease=LEASE, owner="gone", now=NOW)
+    (kept,) = store.claim_deliveries(issue_id=issue_id, limit=5, lease=LEASE, owner="alive", now=NOW)
+
+    assert store.take_over_deliveries(owner="gone", issue_id=issue_id + 1, now=NOW) == 0  # another issue
+    assert store.take_over_deliveries(owner="gone", issue_id=issue_id, now=NOW) == 2
+    again = store.claim_deliveries(issue_id=issue_id, limit=5, lease=LEASE, owner="new", now=NOW)
+    assert [(d.id, d.message_id, d.attempts) for d in again] == [(d.id, d.message_id, 2) for d in taken]
+    # "gone" comes back after all: it cannot finish what was taken over; "alive" kept its own.
+    assert store.mark_sent([d.id for d in taken], owner="gone", now=NOW) == 0
+    assert store.mark_sent([kept.id], owner="alive", now=NOW) == 1
+    assert store.take_over_deliveries(owner="gone", issue_id=None, now=NOW) == 0
+
+
 def test_retry_waits_for_its_time_and_failure_is_final(store: Store) -> None:
     issue_id, _ = outbox(store, 2)
     one, two = store.claim_deliveries(issue_id=issue_id, limit=5, lease=LEASE, owner="a", now=NOW)
@@ -248,6 +282,7 @@ def test_retry_waits_for_its_time_and_failure_is_final(store: Store) -> None:
         "sent": 0,
         "retrying": 0,
         "failed": 1,
+        "superseded": 0,
     }
     failed = store.get_deliveries(issue_id)[1]
     assert (failed.status, failed.last_error, failed.sent_at) == ("failed", "550 không có hộp thư", None)
@@ -274,7 +309,46 @@ def test_removed_or_unsubscribed_subscribers_are_not_sent_to(store: Store) -> No
     ]
     assert kept[1].last_error == "not sent: subscriber removed"
     assert kept[2].last_error == "not sent: subscriber no longer active"
-    assert store.issue_report(issue_id) == [(VAN_PHONG, 1, 2, 1)]
+    assert store.issue_report(issue_id) == [(VAN_PHONG, 1, 2, 0, 1)]
+
+
+def test_superseded_deliveries_are_neither_failed_nor_waiting(store: Store) -> None:
+    issue_id, people = outbox(store, 4)
+    one, two, three = store.claim_deliveries(issue_id=issue_id, limit=3, lease=LEASE, owner="a", now=NOW)
+    store.mark_sent([one.id], owner="a", now=NOW)
+    store.mark_failed(two.id, owner="a", error="550", now=NOW)
+    store.mark_retry(three.id, owner="a", error="451", next_attempt=NOW + LEASE, now=NOW)
+    later, _ = store.create_issue("daily", NOW + timedelta(days=1), now=NOW)
+    other, _ = store.create_issue("weekly", NOW + timedelta(days=1), now=NOW)
+
+    assert store.supersede(digest="weekly", before_issue=other.id, now=NOW) == 0  # another digest's
+    # The one waiting for a retry and the one never tried; not the sent, failed or new ones.
+    assert store.supersede(digest="daily", before_issue=later.id, now=NOW) == 2
+
+    statuses = {d.address: (d.status, d.last_error) for d in store.get_deliveries(issue_id)}
+    assert [statuses[p.address] for p in people] == [
+        ("sent", None),
+        ("failed", "550"),
+        ("superseded", f"superseded by issue {later.id}"),
+        ("superseded", f"superseded by issue {later.id}"),
+    ]
+    assert store.issue_report(issue_id) == [(VAN_PHONG, 1, 1, 2, 0)]
+    assert store.delivery_counts(issue_id)["superseded"] == 2
+    far = NOW + timedelta(days=30)
+    assert store.claim_deliveries(issue_id=None, limit=5, lease=LEASE, owner="b", now=far) == []
+    assert store.next_delivery(now=far) is None
+    # Retention keeps them apart in the issue's totals too.
+    store.prune(articles_before=None, deliveries_before=far, nodes_before=NOW)
+    assert store.get_deliveries(issue_id) == []
+    assert store.issue_report(issue_id) == [(VAN_PHONG, 1, 1, 2, 0)]
+    assert store.delivery_counts(issue_id) == {
+        "pending": 0,
+        "sending": 0,
+        "sent": 1,
+        "retrying": 0,
+        "failed": 1,
+        "superseded": 2,
+    }
 
 
 def test_claim_fills_its_limit_past_rows_it_cannot_send(store: Store) -> None:
@@ -364,10 +438,10 @@ def test_issue_report_per_organisation(store: Store) -> None:
 
     # By name, "Đ" among the D; no organisation last.
     assert store.issue_report(issue.id) == [
-        (TUYEN_GIAO, 0, 0, 1),
-        (VAN_PHONG, 1, 1, 1),
-        (SO_Y_TE, 1, 0, 0),
-        (NO_ORGANISATION, 0, 0, 2),
+        (TUYEN_GIAO, 0, 0, 0, 1),
+        (VAN_PHONG, 1, 1, 0, 1),
+        (SO_Y_TE, 1, 0, 0, 0),
+        (NO_ORGANISATION, 0, 0, 0, 2),
     ]
     assert store.delivery_counts(issue.id) == {
         "pending": 0,
@@ -375,11 +449,12 @@ def test_issue_report_per_organisation(store: Store) -> None:
         "sent": 2,
         "retrying": 1,
         "failed": 1,
+        "superseded": 0,
     }
     assert NO_ORGANISATION == "(không thuộc tổ chức)"
     assert store.issue_report(10_000) == []
     assert store.delivery_counts(10_000) == dict.fromkeys(
-        ["pending", "sending", "sent", "retrying", "failed"], 0
+        ["pending", "sending", "sent", "retrying", "failed", "superseded"], 0
     )
 
 

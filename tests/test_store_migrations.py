@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.pool import NullPool
 
 from syndication.errors import StoreError
-from syndication.store import Store, migrate
+from syndication.store import NO_ORGANISATION, Store, migrate
 from syndication.store.migrate import MIGRATIONS, head_revisions
 from syndication.store.schema import article_categories, article_sources, articles, metadata
 from syndication.types import ArticleData, ArticleKeys, KeyedArticle, SourceSpec
@@ -270,5 +270,92 @@ def test_postgres_url_selects_the_test_schema(store: Store, store_url: str) -> N
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = %(s)s", {"s": schema}
             ).scalars()
             assert set(tables) >= TABLES
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_0005_to_0007_gives_superseded_deliveries_their_own_status(store_url: str) -> None:
+    when = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    with Store(store_url) as store:
+        with store._db.schema_transaction("upgrade to 0005") as connection:
+            migrate.upgrade(connection, "0005")
+        engine = raw_engine(store_url)
+        try:
+            with engine.begin() as connection:
+                stamp = {"t": when.replace(tzinfo=None) if connection.dialect.name == "sqlite" else when}
+                connection.execute(
+                    sqlalchemy.text(
+                        "INSERT INTO digest_issues (id, digest, scheduled_for, created, planned) "
+                        "VALUES (1, 'daily', :t, :t, :t), (2, 'daily', :t2, :t, :t)"
+                    ),
+                    {**stamp, "t2": stamp["t"] + timedelta(days=1)},
+                )
+                rows = [
+                    (1, "a@example.vn", "sent", None),
+                    (2, "b@example.vn", "failed", "superseded by issue 2"),
+                    (3, "c@example.vn", "failed", "RCPT TO: 550 5.1.1 No such user here"),
+                    (4, "d@example.vn", "pending", None),
+                ]
+                for id, address, status, error in rows:
+                    connection.execute(
+                        sqlalchemy.text(
+                            "INSERT INTO deliveries (id, issue_id, address, organisation, status, "
+                            "message_id, attempts, window_start, window_end, last_error, created, updated) "
+                            "VALUES "
+                            "(:id, 1, :address, 'Chi bộ Văn phòng', :status, :mid, 1, :t, :t, :error, :t, :t)"
+                        ),
+                        {
+                            "id": id,
+                            "address": address,
+                            "status": status,
+                            "mid": f"<{id}@x.vn>",
+                            "error": error,
+                        }
+                        | stamp,
+                    )
+                connection.execute(
+                    sqlalchemy.text(
+                        "INSERT INTO issue_totals (issue_id, organisation, sent, failed, other) "
+                        "VALUES (2, '', 3, 2, 0)"
+                    )
+                )
+        finally:
+            engine.dispose()
+
+        store.upgrade()
+
+        assert store.revision() in head_revisions()
+        assert [(d.address, d.status, d.last_error) for d in store.get_deliveries(1)] == [
+            ("a@example.vn", "sent", None),
+            ("b@example.vn", "superseded", "superseded by issue 2"),
+            ("c@example.vn", "failed", "RCPT TO: 550 5.1.1 No such user here"),
+            ("d@example.vn", "pending", None),
+        ]
+        assert store.issue_report(1) == [("Chi bộ Văn phòng", 1, 1, 1, 1)]
+        # Totals kept before the revision stay as they were.
+        assert store.issue_report(2) == [(NO_ORGANISATION, 3, 2, 0, 0)]
+    engine = raw_engine(store_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sqlalchemy.text("DELETE FROM deliveries WHERE id = 4"))
+        with engine.begin() as connection:
+            insert = (
+                "INSERT INTO deliveries (issue_id, address, status, message_id, attempts, window_start, "
+                "window_end, created, updated) VALUES (1, :a, :s, :m, 0, :t, :t, :t, :t)"
+            )
+            sqlite = connection.dialect.name == "sqlite"
+            stamp = {"t": when.replace(tzinfo=None) if sqlite else when}
+            if sqlite:  # (PostgreSQL's sequence did not see the ids written above)
+                new_id = connection.execute(
+                    sqlalchemy.text(insert + " RETURNING id"),
+                    {"a": "e@example.vn", "s": "superseded", "m": "<5@x.vn>"} | stamp,
+                ).scalar_one()
+                assert new_id == 5  # never a reused id: AUTOINCREMENT survived the table's rebuild
+        with pytest.raises(sqlalchemy.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(
+                sqlalchemy.text(insert), {"a": "f@example.vn", "s": "bogus", "m": "<6@x.vn>"} | stamp
+            )
+        indexes = {i["name"] for i in sqlalchemy.inspect(engine).get_indexes("deliveries")}
+        assert {"ix_deliveries_status_id", "ix_deliveries_subscriber_id"} <= indexes
     finally:
         engine.dispose()

@@ -40,6 +40,7 @@ def test_deliveries_counted_over_every_issue(store: Store) -> None:
         "sent": 0,
         "retrying": 0,
         "failed": 0,
+        "superseded": 0,
     }
     people = subscribers(store, 4)
     first, _ = store.create_issue("daily", NOW - timedelta(days=1), now=NOW)
@@ -53,7 +54,7 @@ def test_deliveries_counted_over_every_issue(store: Store) -> None:
     store.claim_deliveries(issue_id=second.id, limit=1, lease=LEASE, owner="b", now=NOW)
 
     counts = store.count_deliveries_by_status()
-    assert counts == {"pending": 2, "sending": 1, "sent": 2, "retrying": 1, "failed": 1}
+    assert counts == {"pending": 2, "sending": 1, "sent": 2, "retrying": 1, "failed": 1, "superseded": 0}
     assert sum(counts.values()) == 7
     # The per-issue counts add up to the total.
     per_issue = [store.delivery_counts(first.id), store.delivery_counts(second.id)]

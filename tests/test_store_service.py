@@ -499,9 +499,9 @@ def test_prune_deletes_deliveries_of_finished_old_issues_and_keeps_their_totals(
 
     before, before_rows = state(), rows()
     assert store.issue_report(finished) == [
-        (VAN_PHONG, 2, 1, 0),
-        (SO_Y_TE, 1, 0, 0),
-        (NO_ORGANISATION, 0, 1, 0),
+        (VAN_PHONG, 2, 1, 0, 0),
+        (SO_Y_TE, 1, 0, 0, 0),
+        (NO_ORGANISATION, 0, 1, 0, 0),
     ]
     assert store.delivery_counts(pending) == {
         "pending": 1,
@@ -509,6 +509,7 @@ def test_prune_deletes_deliveries_of_finished_old_issues_and_keeps_their_totals(
         "sent": 1,
         "retrying": 0,
         "failed": 0,
+        "superseded": 0,
     }
     assert store.prune(articles_before=None, deliveries_before=None, nodes_before=OLD) == Pruned()
     assert (state(), rows()) == (before, before_rows)
@@ -532,7 +533,7 @@ def test_prune_deletes_deliveries_of_finished_old_issues_and_keeps_their_totals(
         ):
             store.mark_sent([row.id], owner="s2", now=NOW + timedelta(hours=1))
     reports = [store.issue_report(i) for i in issues]
-    assert reports[1:4] == [[(VAN_PHONG, 2, 0, 0)]] * 3
+    assert reports[1:4] == [[(VAN_PHONG, 2, 0, 0, 0)]] * 3
     pruned = store.prune(articles_before=None, deliveries_before=CUT, nodes_before=OLD)
     assert pruned == Pruned(deliveries=6, issues_summarised=3)
     assert [store.issue_report(i) for i in issues] == reports
@@ -542,5 +543,6 @@ def test_prune_deletes_deliveries_of_finished_old_issues_and_keeps_their_totals(
         "sent": 2,
         "retrying": 0,
         "failed": 0,
+        "superseded": 0,
     }
     assert [len(r) for r in rows()] == [0, 0, 0, 0, 2]

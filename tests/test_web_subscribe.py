@@ -154,7 +154,7 @@ class FakeSubscriptions:
         )
         if self.failure is not None:
             raise self.failure
-        if address.endswith(".invalid"):
+        if address.endswith("@khong-nhan-thu.example.vn"):
             raise ValueError("Tên miền của địa chỉ này không nhận thư.")
         address = address.lower()
         existing = self.subscribers.get(address)
@@ -447,6 +447,12 @@ def test_an_invalid_address_shows_the_form_again_with_the_values(
         ({"address": "a b@example.org"}, "Địa chỉ thư điện tử không hợp lệ."),
         ({"address": "x@example.org\r\nBcc: y@example.org"}, "Địa chỉ thư điện tử không hợp lệ."),
         ({"address": "a" * 65 + "@example.org"}, "Địa chỉ thư điện tử không hợp lệ."),
+        (
+            {"address": "=?utf-8?q?v=0D=0ABcc=3A_evil=40evil.example?=@example.org"},
+            "Địa chỉ thư điện tử không hợp lệ.",
+        ),
+        ({"address": "nguyễn.văn.a@example.org"}, "Phần trước dấu @ chỉ dùng chữ không dấu"),
+        ({"address": "van-phong@mien.invalid"}, "Địa chỉ thư điện tử không hợp lệ."),
         ({"name": "Đ" * 201}, "Tên quá dài"),
         ({"categories": "khong-co"}, "Chuyên mục đã chọn không còn tồn tại."),
         ({"digest": "monthly"}, "Vui lòng chọn một bản tin."),
@@ -468,7 +474,7 @@ def test_the_providers_refusal_is_shown_and_costs_no_confirmation(
     serve.app = make_app(subscriptions, clock, rate_limits=(100, 1))
     with httpx.Client(base_url=serve.base_url) as client:
         for _ in range(3):
-            response = subscribe_form(client, address="vanphong@mien.invalid", name="Văn phòng")
+            response = subscribe_form(client, address="vanphong@khong-nhan-thu.example.vn", name="Văn phòng")
             html = assert_page(response, 400)
             assert "Tên miền của địa chỉ này không nhận thư." in html
             assert 'value="Văn phòng"' in html

@@ -11,8 +11,9 @@ No commands here, and no imports of the other ``cli`` modules (they import this 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+import signal
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
@@ -62,6 +63,33 @@ def _settings() -> config.Settings:
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+@asynccontextmanager
+async def _stop_on_signals(what: str) -> AsyncIterator[asyncio.Event]:
+    """An event set by the first Ctrl-C (SIGINT) or SIGTERM, for a command that can stop
+    cleanly (``what`` says how, on stderr); a second signal cancels the command at once."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            err.print("stopping now", markup=False, highlight=False)
+            if task is not None:
+                task.cancel()
+            return
+        stop.set()
+        err.print(f"stopping: {what} (press Ctrl-C again to stop at once)", markup=False, highlight=False)
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        yield stop
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
 
 
 @contextmanager

@@ -37,6 +37,7 @@ from .values import (
     _describe,
     _source_url,
     cron_problem,
+    is_loopback,
     parse_duration,
     parse_keep,
     parse_size,
@@ -170,16 +171,25 @@ def _mail_settings(c: _Checker, t: Mapping[str, Any], base: Path, env: Mapping[s
     if dkim_key is not None and not dkim_key.is_file():
         c.problem(p + "dkim_key", f"no such file: {dkim_key}")
     password = _secret(c, t, "mail.password", env)
+    host = c.get(t, p, "host", str, d.host) or d.host
+    username = c.get(t, p, "username", str)
+    if username and security == "none" and not is_loopback(host):
+        c.problem(
+            p + "security",
+            f'"none" with a username sends the SMTP password in clear to {host}: use "starttls" '
+            '(port 587) or "tls" (port 465); "none" is only for a relay on this machine '
+            '(host = "localhost", 127.0.0.1 or ::1)',
+        )
     return MailSettings(
         transport="smtp" if transport == "smtp" else "maildir",
         maildir=resolve_path(c.get(t, p, "maildir", str, "../var/outbox") or "../var/outbox", base),
         from_address=addresses["from_address"] or d.from_address,
         from_name=c.get(t, p, "from_name", str, "") or "",
         reply_to=addresses["reply_to"],
-        host=c.get(t, p, "host", str, d.host) or d.host,
+        host=host,
         port=port,
         security="tls" if security == "tls" else "none" if security == "none" else "starttls",
-        username=c.get(t, p, "username", str),
+        username=username,
         password=password,
         pool=counts["pool"],
         rate=float(rate),

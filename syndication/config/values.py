@@ -8,6 +8,7 @@ Each parser returns the value or raises ``ValueError`` with a message for people
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
@@ -18,6 +19,21 @@ from urllib.parse import urlsplit
 from syndication.ingest.netguard import host_problem
 
 T = TypeVar("T")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost``, 127.0.0.0/8 or ::1 (also as an
+    IPv4-mapped address or in brackets). Other names are not resolved: they could change."""
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 # --- small value parsers: each returns the value or raises ValueError with a message ---

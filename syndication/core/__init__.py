@@ -29,7 +29,7 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -291,8 +291,9 @@ class Syndication:
 
     async def digest_report(
         self, name: str, issue_id: int | None = None
-    ) -> tuple[DigestIssue, list[tuple[str, int, int, int]]]:
-        """The issue (default: the latest of ``name``) and its per-branch counts.
+    ) -> tuple[DigestIssue, list[tuple[str, int, int, int, int]]]:
+        """The issue (default: the latest of ``name``) and its per-branch counts: delivered,
+        failed, superseded, pending (``Store.issue_report``).
 
         Raises:
             SyndicationError: unknown digest or issue.
@@ -448,6 +449,32 @@ class Syndication:
     async def leave(self) -> None:
         """Forget this process in the store (a clean stop)."""
         await self._db(self.store.remove_node, self.owner)
+
+    async def keep_alive(self, role: str, started: datetime, stop: asyncio.Event) -> None:
+        """Say in the store, every ``service.tick`` until ``stop`` is set, that this process
+        is alive (as ``role``): other processes can then tell it is at work, and take over
+        its claims once it falls silent (``core.service.claimer_state``)."""
+        tick = max(self.settings.service.tick.total_seconds(), 0.05)
+        while not stop.is_set():
+            await self.heartbeat(role, started)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=tick)
+
+    @contextlib.asynccontextmanager
+    async def alive(self, role: str) -> AsyncIterator[None]:
+        """Heartbeats (``keep_alive``) while the block runs, then this process leaves the
+        store's list of processes: for a command that claims work, as ``digest send``."""
+        stop = asyncio.Event()
+        beating = asyncio.create_task(self.keep_alive(role, self.clock(), stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+            with contextlib.suppress(SyndicationError):
+                await self.leave()
 
     async def nodes(self) -> list[NodeInfo]:
         await self.start()

@@ -1,11 +1,9 @@
-"""Digests: plan one issue of a digest into the outbox, then send the outbox.
+"""Digests: plan one issue of a digest into the outbox, and make the message of each
+delivery the outbox sends (``outbox``).
 
 The outbox (``deliveries`` in the store) is the truth: planning writes one row per
-subscriber with something new, sending claims rows with a lease, sends, and marks
-each one. A crash loses nothing: a row marked sent is never sent again, a row left
-``sending`` by a dead process is claimed again after its lease with the same
-Message-ID, and the same (digest, scheduled time) is one issue however often it is
-planned.
+subscriber with something new, and the same (digest, scheduled time) is one issue
+however often it is planned. Sending (claims, leases, marks) is ``outbox.Outbox``'s.
 
 Rendering is shared: subscribers with the same categories and window get the same
 content, rendered (and CSS-inlined) and transfer-encoded once; only the name and
@@ -15,35 +13,30 @@ directly.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from syndication import addresses
 from syndication.config import Settings
-from syndication.core.batching import WriteBehind
 from syndication.core.feeds import DbRunner
+from syndication.core.outbox import Outbox, Outgoing
 from syndication.digest import select
 from syndication.digest.render import DigestRenderer, Rendered
-from syndication.errors import SyndicationError, TransportError
+from syndication.errors import AddressError, SyndicationError
 from syndication.mail.body import BodyTemplate
 from syndication.mail.message import DkimSigner, OutgoingMessage, build, message_id
 from syndication.mail.send import MaildirTransport, SmtpTransport, Transport
 from syndication.store import NewDelivery, Store
-from syndication.types import Clock, Delivery, DigestContent, DigestIssue, DigestSpec, SendOutcome, Subscriber
+from syndication.types import Clock, Delivery, DigestContent, DigestIssue, DigestSpec, Subscriber
 
 log = logging.getLogger(__name__)
 
-CLAIM_BATCH = 500
-MARK_SENT_LINGER = 0.005
-"""Seconds accepted messages wait to be marked sent together (``WriteBehind``)."""
 BODY_TEMPLATES_KEPT = 64
 """Encoded digest bodies kept for reuse: more than the distinct contents of a batch."""
 
@@ -62,14 +55,6 @@ class Plan:
     preview: tuple[Subscriber, DigestContent] | None = None
     resumed: bool = False
     """True when an existing, unfinished issue is continued instead of a new one."""
-
-
-@dataclass(slots=True, kw_only=True)
-class SendSummary:
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-    bounced: list[str] = field(default_factory=list)
 
 
 def transport_for(settings: Settings) -> Transport:
@@ -104,8 +89,6 @@ class DigestService:
         on_send: Callable[[str, float], None] | None = None,
     ) -> None:
         self._settings = settings
-        # (result, seconds) of each hand-over to the transport: "sent", "retry" or "failed".
-        self._on_send = on_send
         self._store = store
         self._db = db
         self._clock = clock
@@ -127,16 +110,21 @@ class DigestService:
             if mail.dkim_key and mail.dkim_selector and mail.dkim_domain
             else None
         )
-        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self._templates: dict[Rendered, tuple[BodyTemplate, BodyTemplate]] = {}
-        # Accepted messages are marked sent together, gathered for a few milliseconds
-        # (one write per message would cost more than sending it); each send waits
-        # for its mark, so at most the messages in flight or accepted in those last
-        # milliseconds at a crash can go out twice (with the same Message-ID).
-        self._sent: WriteBehind[int] = WriteBehind(
-            lambda ids: self._db(self._store.mark_sent, ids, owner=self._owner, now=self._clock()),
-            linger=MARK_SENT_LINGER,
+        self.outbox = Outbox(
+            settings,
+            store=store,
+            db=db,
+            clock=clock,
+            owner=owner or f"{socket.gethostname()}:{os.getpid()}",
+            transport_factory=self._transport_factory,
+            prepare=self._prepare,
+            on_send=on_send,
         )
+        # Sending is the outbox's: every due delivery (of an issue, or of all), and the
+        # deliveries other senders hold.
+        self.send = self.outbox.send
+        self.held_claims = self.outbox.held_claims
 
     def spec(self, name: str) -> DigestSpec:
         spec = self._settings.digest(name)
@@ -278,96 +266,11 @@ class DigestService:
             await self._db(self._store.mark_planned, issue.id, now=self._clock())
         return Plan(issue=issue, added=added, recipients=len(items), nothing_new=nothing_new, preview=preview)
 
-    # --- sending --------------------------------------------------------------------
-
-    async def send(
-        self,
-        issue: DigestIssue | None,
-        *,
-        on_progress: Callable[[int], None] | None = None,
-        stop: asyncio.Event | None = None,
-    ) -> SendSummary:
-        """Send every delivery that is due, of ``issue`` or (None) of every issue; retries
-        that are not due yet stay queued.
-
-        When ``stop`` is set, no new message starts: what is claimed and not yet tried
-        is given back (due again at once, for this or another worker), and the SMTP
-        transactions in flight finish.
-        """
-        summary = SendSummary()
-        issues: dict[int, DigestIssue] = {issue.id: issue} if issue is not None else {}
-        transport: Transport | None = None
-        try:
-            while stop is None or not stop.is_set():
-                now = self._clock()
-                batch = await self._db(
-                    self._store.claim_deliveries,
-                    issue_id=issue.id if issue is not None else None,
-                    limit=CLAIM_BATCH,
-                    lease=self._settings.mail.lease,
-                    owner=self._owner,
-                    now=now,
-                )
-                if not batch:
-                    break
-                if transport is None:
-                    transport = self._transport_factory()
-                by_issue: dict[int, list[Delivery]] = {}
-                for delivery in batch:
-                    by_issue.setdefault(delivery.issue_id, []).append(delivery)
-                for issue_id, deliveries in by_issue.items():
-                    found = issues.get(issue_id) or await self._db(self._store.get_issue, issue_id)
-                    if found is None:  # pragma: no cover - deliveries are deleted with their issue
-                        continue
-                    issues[issue_id] = found
-                    spec = self._settings.digest(found.digest)
-                    if spec is None:
-                        # The digest left the configuration: its queued messages are not sent.
-                        await self._fail_all(deliveries, f"digest {found.digest} is no longer configured")
-                        summary.failed += len(deliveries)
-                        continue
-                    renewing = asyncio.create_task(self._keep_leases([d.id for d in deliveries]))
-                    try:
-                        await self._send_batch(spec, found, deliveries, transport, summary, on_progress, stop)
-                    finally:
-                        renewing.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await renewing
-        finally:
-            if transport is not None:
-                await transport.aclose()
-        return summary
-
-    async def _keep_leases(self, ids: list[int]) -> None:
-        """While a batch is being sent, renew its leases every third of ``mail.lease``: a
-        slow server or a low rate limit must not let another worker take rows this one is
-        still sending (it would send them twice)."""
-        lease = self._settings.mail.lease
-        while True:
-            await asyncio.sleep(lease.total_seconds() / 3)
-            try:
-                await self._db(
-                    self._store.renew_delivery_leases, ids, owner=self._owner, until=self._clock() + lease
-                )
-            except SyndicationError as exc:
-                log.warning("could not renew delivery leases: %s", exc)
-
-    async def _fail_all(self, deliveries: Sequence[Delivery], reason: str) -> None:
-        for delivery in deliveries:
-            await self._db(
-                self._store.mark_failed, delivery.id, owner=self._owner, error=reason, now=self._clock()
-            )
-
-    async def _send_batch(
-        self,
-        spec: DigestSpec,
-        issue: DigestIssue,
-        batch: Sequence[Delivery],
-        transport: Transport,
-        summary: SendSummary,
-        on_progress: Callable[[int], None] | None,
-        stop: asyncio.Event | None = None,
-    ) -> None:
+    async def _prepare(
+        self, spec: DigestSpec, issue: DigestIssue, batch: Sequence[Delivery]
+    ) -> list[Outgoing]:
+        """Each delivery's message, or why it gets none. Rendering is shared by content;
+        one message that cannot be built (an unusable address, a bug) fails alone."""
         subscribers = {
             s.id: s
             for s in await self._db(
@@ -375,112 +278,58 @@ class DigestService:
                 [d.subscriber_id for d in batch if d.subscriber_id is not None],
             )
         }
-        rendered: dict[tuple[tuple[str, ...], datetime | None, datetime | None], tuple[Rendered, str]] = {}
-        messages: list[tuple[Delivery, bytes | None]] = []
+        rendered: dict[tuple[tuple[str, ...], datetime | None, datetime | None], Rendered | str] = {}
+        outgoing: list[Outgoing] = []
         for delivery in batch:
             subscriber = (
                 subscribers.get(delivery.subscriber_id) if delivery.subscriber_id is not None else None
             )
             if subscriber is None or subscriber.status != "active" or delivery.window_start is None:
-                messages.append((delivery, None))  # unsubscribed since planning: nothing to send
+                # Unsubscribed since planning: nothing to send.
+                outgoing.append(Outgoing(delivery, problem="unsubscribed before sending", refused=False))
+                continue
+            try:
+                # Checked again here: an address stored before a rule existed is not trusted.
+                recipient = addresses.for_sending(delivery.address)
+            except AddressError as exc:
+                outgoing.append(Outgoing(delivery, problem=f"not sent: unusable address ({exc.reason})"))
                 continue
             key = (tuple(sorted(subscriber.categories)), delivery.window_start, delivery.window_end)
             if key not in rendered:
-                content = await self._content(
-                    spec,
-                    subscriber.categories,
-                    delivery.window_start,
-                    delivery.window_end or issue.scheduled_for,
-                )
-                content_key = select.content_key(content)
-                archive = self.archive_url(issue.id, content_key)
-                rendered[key] = (self.renderer.render(content, archive_url=archive), archive)
-                html = self._archive_html(rendered[key][0])
-                await self._db(self._store.save_archive, issue.id, content_key, html, now=self._clock())
-            messages.append((delivery, self._message(spec, issue, delivery, subscriber, rendered[key][0])))
-        limit = asyncio.Semaphore(max(1, self._settings.mail.pool * 2))
-        broken: list[str] = []
-        released: list[int] = []
-        sender = self._settings.mail.from_address
+                rendered[key] = await self._render(spec, issue, subscriber, delivery)
+            content = rendered[key]
+            if isinstance(content, str):
+                outgoing.append(Outgoing(delivery, problem=content))
+                continue
+            try:
+                data = self._message(spec, issue, delivery, subscriber, content, recipient)
+            except Exception as exc:  # one message that cannot be built fails alone
+                if not isinstance(exc, ValueError):
+                    log.exception("the message of delivery %d could not be built", delivery.id)
+                problem = f"not sent: the message could not be built ({exc})"
+                outgoing.append(Outgoing(delivery, problem=problem))
+                continue
+            outgoing.append(Outgoing(delivery, recipient=recipient, data=data))
+        return outgoing
 
-        async def deliver(delivery: Delivery, data: bytes | None) -> None:
-            if stop is not None and stop.is_set():
-                released.append(delivery.id)  # stopping: not tried, given back below
-                return
-            if data is None:
-                await self._db(
-                    self._store.mark_failed,
-                    delivery.id,
-                    owner=self._owner,
-                    error="unsubscribed before sending",
-                    now=self._clock(),
-                )
-                return
-            took: float | None = None  # seconds the transport took, when it was asked
-            if broken:
-                outcome = SendOutcome(ok=False, error=f"not sent: {broken[0]}")
-            else:
-                async with limit:
-                    if stop is not None and stop.is_set():
-                        released.append(delivery.id)
-                        return
-                    try:
-                        began = time.perf_counter()
-                        outcome = await transport.send(sender=sender, recipient=delivery.address, data=data)
-                        took = time.perf_counter() - began
-                    except TransportError as exc:
-                        # Nothing can be sent until the configuration or server is fixed: this
-                        # is nobody's bounce. Keep every message queued and stop the run.
-                        broken.append(str(exc))
-                        outcome = SendOutcome(ok=False, error=f"not sent: {exc}")
-            now = self._clock()
-            result = "sent" if outcome.ok else "retry"
-            if outcome.ok:
-                await self._sent.add(delivery.id)
-                summary.sent += 1
-            elif not broken and (outcome.permanent or delivery.attempts >= self._settings.mail.max_attempts):
-                result = "failed"
-                await self._db(
-                    self._store.mark_failed,
-                    delivery.id,
-                    owner=self._owner,
-                    error=outcome.error or "failed",
-                    now=now,
-                )
-                summary.failed += 1
-                if outcome.permanent and delivery.subscriber_id is not None:
-                    bounced = await self._db(
-                        self._store.record_bounce,
-                        delivery.subscriber_id,
-                        threshold=self._settings.mail.bounce_threshold,
-                        now=now,
-                    )
-                    if bounced:
-                        summary.bounced.append(delivery.address)
-            else:
-                delay = _retry_delay(
-                    delivery.attempts, self._settings.mail.retry_base, self._settings.mail.retry_max
-                )
-                await self._db(
-                    self._store.mark_retry,
-                    delivery.id,
-                    owner=self._owner,
-                    error=outcome.error or "temporary failure",
-                    next_attempt=now + delay,
-                    now=now,
-                )
-                summary.retrying += 1
-            if took is not None and self._on_send is not None:
-                self._on_send(result, took)
-            if on_progress is not None:
-                on_progress(1)
-
-        await asyncio.gather(*(deliver(d, data) for d, data in messages))
-        if released:
-            await self._db(self._store.release_deliveries, released, owner=self._owner, now=self._clock())
-            log.info("stopping: %d claimed messages given back to the outbox", len(released))
-        if broken:
-            raise TransportError(broken[0])
+    async def _render(
+        self, spec: DigestSpec, issue: DigestIssue, subscriber: Subscriber, delivery: Delivery
+    ) -> Rendered | str:
+        """The content of ``delivery``, rendered and archived; or, when rendering fails
+        (a bug: logged), why its messages are not sent."""
+        assert delivery.window_start is not None
+        content = await self._content(
+            spec, subscriber.categories, delivery.window_start, delivery.window_end or issue.scheduled_for
+        )
+        content_key = select.content_key(content)
+        try:
+            rendered = self.renderer.render(content, archive_url=self.archive_url(issue.id, content_key))
+            html = self._archive_html(rendered)
+        except Exception as exc:
+            log.exception("digest %s: issue %d could not be rendered", spec.name, issue.id)
+            return f"not sent: the digest could not be rendered ({exc})"
+        await self._db(self._store.save_archive, issue.id, content_key, html, now=self._clock())
+        return rendered
 
     def _message(
         self,
@@ -489,7 +338,13 @@ class DigestService:
         delivery: Delivery,
         subscriber: Subscriber,
         rendered: Rendered,
+        recipient: str,
     ) -> bytes:
+        """The message of one delivery to ``recipient`` (the address on the wire).
+
+        Raises:
+            ValueError: a value cannot be written into the message.
+        """
         mail = self._settings.mail
         unsubscribe = self.unsubscribe_url(subscriber.token)
         html_values, text_values = self.renderer.personal_values(
@@ -502,7 +357,7 @@ class DigestService:
             OutgoingMessage(
                 from_address=mail.from_address,
                 from_name=mail.from_name or self._settings.site.title,
-                to_address=subscriber.address,
+                to_address=recipient,
                 to_name=subscriber.display_name,
                 subject=rendered.subject,
                 message_id=delivery.message_id,
@@ -541,11 +396,12 @@ class DigestService:
             digest_title=digest.title if digest else subscriber.digest,
         )
         mail = self._settings.mail
+        recipient = addresses.for_sending(subscriber.address)
         data = build(
             OutgoingMessage(
                 from_address=mail.from_address,
                 from_name=mail.from_name or self._settings.site.title,
-                to_address=subscriber.address,
+                to_address=recipient,
                 to_name="",
                 subject=rendered.subject,
                 message_id=message_id(0, f"confirm:{subscriber.token}", self._domain),
@@ -560,15 +416,8 @@ class DigestService:
         )
         transport = self._transport_factory()
         try:
-            outcome = await transport.send(sender=mail.from_address, recipient=subscriber.address, data=data)
+            outcome = await transport.send(sender=mail.from_address, recipient=recipient, data=data)
         finally:
             await transport.aclose()
         if not outcome.ok:
             raise SyndicationError(f"could not send the confirmation e-mail: {outcome.error}")
-
-
-def _retry_delay(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
-    """Exponential backoff: base, 2x base, 4x base... capped."""
-    exponent = min(max(attempts, 1) - 1, 20)
-    delay: timedelta = base * (2**exponent)
-    return min(delay, cap)

@@ -11,7 +11,10 @@ All the state is in the store, so any number of processes can share the work
 - a digest run is an issue, unique by (digest, scheduled time): whichever
   scheduler plans it first writes the outbox, a second finds it;
 - a delivery is claimed with a lease and marked as it is sent; on a stop the
-  claimed, untried ones are given back at once.
+  claimed, untried ones are given back at once. Every process that sends says it is
+  alive in the store (``nodes``); the claims of one that is gone (silent for
+  ``SILENT_TICKS`` ticks, or, on this host, no process with its id) are taken over
+  at once instead of when their leases run out (``claimer_state``).
 
 Workers sleep until the next due time they know of, at most ``service.tick``,
 and wake at once when this process planned an issue (``wake``). Nothing here
@@ -25,11 +28,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from syndication.errors import StoreError, SyndicationError
+from syndication.types import NodeInfo
 
 if TYPE_CHECKING:
     from syndication.core import Syndication
@@ -38,6 +43,58 @@ log = logging.getLogger(__name__)
 
 NODE_EXPIRY = timedelta(days=1)
 """A process silent for this long is forgotten by the clean-up."""
+SILENT_TICKS = 6
+"""A process whose heartbeat is this many ``service.tick`` old (and at least
+``MIN_SILENCE``) has stopped: its delivery claims are taken over."""
+MIN_SILENCE = timedelta(minutes=1)
+
+ClaimerState = Literal["alive", "gone", "unknown"]
+
+
+def claimer_state(
+    owner: str,
+    node: NodeInfo | None,
+    *,
+    now: datetime,
+    silence: timedelta,
+    host: str,
+    pid: int,
+    pid_exists: Callable[[int], bool],
+) -> ClaimerState:
+    """What can be told about the process that holds leases as ``owner`` (``host:pid:tag``),
+    from its heartbeat in the store (``node``) and, on this host, from its process id.
+
+    - ``gone``: it runs on this host (``host``, this process being ``pid``) and no
+      process has its id; or its last heartbeat is older than ``silence``. Its claims
+      can be taken over now: nobody will finish them.
+    - ``alive``: a heartbeat within ``silence`` (or this very process).
+    - ``unknown``: no heartbeat at all (a sender of an older version, or one that left
+      the list of nodes as it stopped): only its leases running out tell.
+
+    Process ids are only compared on the same host name: processes that share a store
+    must have distinct host names (as containers and machines do by default).
+    """
+    parts = owner.split(":")
+    if len(parts) >= 2 and parts[0] == host and parts[1].isdigit():
+        claimer = int(parts[1])
+        if claimer == pid:
+            return "alive"
+        if not pid_exists(claimer):
+            return "gone"
+    if node is None:
+        return "unknown"
+    return "gone" if now - node.heartbeat > silence else "alive"
+
+
+def pid_exists(pid: int) -> bool:
+    """Whether a process with this id runs on this host (a zombie counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
 
 
 class Worker:

@@ -40,6 +40,7 @@ from email.utils import format_datetime
 import dkim
 import dkim.crypto
 
+from syndication.addresses import ENCODED_WORD
 from syndication.mail.body import EncodedBody, encode
 
 LINE_LIMIT = 78
@@ -56,6 +57,10 @@ _ATOM = re.compile(rf"{_ATEXT}+")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _ADDRESS = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_LABEL}(?:\.{_LABEL})+")
+# RFC 6532 3.2: a local part may also hold UTF-8 (for a server that offers SMTPUTF8);
+# the domain is always its ASCII (A-label) form.
+_UTEXT = rf"(?:{_ATEXT}|[^\x00-\x7f])"
+_UTF8_ADDRESS = re.compile(rf"{_UTEXT}+(?:\.{_UTEXT}+)*@{_LABEL}(?:\.{_LABEL})+")
 _MESSAGE_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>")
 _LIST_ID = re.compile(r"(.*?)\s*<([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)>")
 _URL = re.compile(r"[!-~]+")
@@ -146,7 +151,9 @@ def message_id(issue_id: int, subscriber_key: str, domain: str) -> str:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutgoingMessage:
     """Everything one message says. Text values are cleaned and encoded by ``build``;
-    addresses, ids and URLs are checked there and must be ASCII."""
+    addresses, ids and URLs are checked there and must be ASCII, except the local part
+    of ``to_address`` (UTF-8 for a recipient that needs SMTPUTF8). Domains are in their
+    ASCII form (``addresses.Address.wire``)."""
 
     from_address: str
     from_name: str
@@ -173,7 +180,8 @@ class OutgoingMessage:
 
 
 class BuiltMessage(bytes):
-    """Bytes as ``build`` writes them: 7-bit, CRLF line endings only, ending with
+    """Bytes as ``build`` writes them: 7-bit (but for a ``To`` address that needs
+    SMTPUTF8, written in UTF-8 as RFC 6532 allows), CRLF line endings only, ending with
     CRLF, and no line that starts with "." (quoted-printable writes it ``=2E``).
 
     SMTP can send them after DATA as they are, without normalising line endings or
@@ -186,16 +194,17 @@ class BuiltMessage(bytes):
 
 
 def build(msg: OutgoingMessage) -> BuiltMessage:
-    """The message as the bytes to hand to a transport: CRLF line endings, 7-bit, no
-    line starting with "." (see ``BuiltMessage``).
+    """The message as the bytes to hand to a transport: CRLF line endings, 7-bit (but
+    for a UTF-8 ``To`` local part), no line starting with "." (see ``BuiltMessage``).
 
     Raises:
         ValueError: an address, the Message-ID, the List-Id, an unsubscribe URL, an
             extra header name or the date is unusable.
     """
-    for address in (msg.from_address, msg.to_address, msg.reply_to):
+    for address in (msg.from_address, msg.reply_to):
         if address is not None:
             _check_address(address)
+    _check_address(msg.to_address, utf8=True)
     if not _MESSAGE_ID.fullmatch(msg.message_id):
         raise ValueError(f"not a Message-ID: {msg.message_id!r}")
     if msg.date.tzinfo is None or msg.date.utcoffset() is None:
@@ -240,7 +249,8 @@ def build(msg: OutgoingMessage) -> BuiltMessage:
     return BuiltMessage(
         b"".join(
             (
-                "\r\n".join(lines).encode("ascii"),
+                # UTF-8 only for a local part that needs it (RFC 6532; sent with SMTPUTF8).
+                "\r\n".join(lines).encode("ascii" if msg.to_address.isascii() else "utf-8"),
                 *_part(boundary, "text/plain", msg.text),
                 b"\r\n",
                 *_part(boundary, "text/html", msg.html),
@@ -302,9 +312,24 @@ class DkimSigner:
 # the (pure) header encoders keep their latest results.
 
 
-def _check_address(address: str) -> None:
-    if not _ADDRESS.fullmatch(address) or len(address) > 254:
-        raise ValueError(f"not an ASCII e-mail address: {address!r}")
+def _check_address(address: str, *, utf8: bool = False) -> None:
+    """An address we can write as it is: a dot-atom at an ASCII host name, with UTF-8 in
+    the local part only where ``utf8``, and nothing a reader could take for an encoded
+    word (``addresses.ENCODED_WORD``: RFC 2047 5 forbids them in addresses, and lenient
+    readers decode them anyway)."""
+    pattern = _UTF8_ADDRESS if utf8 else _ADDRESS
+    if (
+        not pattern.fullmatch(address)
+        or not address.isprintable()
+        or len(address.encode("utf-8")) > 254
+        or ENCODED_WORD.search(address.rpartition("@")[0])
+    ):
+        kind = (
+            "an e-mail address (a dot-atom, ASCII but for the local part)"
+            if utf8
+            else "an ASCII e-mail address"
+        )
+        raise ValueError(f"not {kind}: {address!r}")
 
 
 def _fold(name: str, tokens: Sequence[str]) -> str:

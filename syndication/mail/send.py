@@ -23,7 +23,9 @@ The envelope and the message go through aiosmtplib's command API
 dot-stuffing), about 0.5 ms for a 90 KiB digest, thousands of times per issue. A
 ``message.BuiltMessage`` already has CRLF line endings and no line starting with a
 dot, so it is sent as it is (other bytes are still rewritten, ``data_payload``).
-Addresses are checked once, below.
+Addresses are checked once, below. One whose local part is UTF-8 goes out with
+SMTPUTF8 (RFC 6531) where the server offers it; where it does not, that message is
+refused for good without a word to the server (not a bounce: the mailbox may be fine).
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ logger = logging.getLogger(__name__)
 Security = Literal["none", "starttls", "tls"]
 
 # What may appear between < and > in MAIL FROM / RCPT TO: printable ASCII, no
-# spaces or brackets; anything else (a CR or LF above all) never reaches the server.
-_ENVELOPE_ADDRESS = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")
+# spaces or brackets, and UTF-8 in the local part (sent only with SMTPUTF8, RFC 6531);
+# anything else (a CR or LF above all) never reaches the server.
+_ENVELOPE_ADDRESS = re.compile(r"(?:[!-;=?-~]|[^\x00-\x7f])+@[!-;=?-~]+")
 # Any lone CR or LF, for the rare message that does not come from ``message.build``.
 _LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
 _LINE_START_DOT = re.compile(rb"(?m)^\.")
@@ -193,8 +196,10 @@ class SmtpTransport(_ClosedOnExit):
         if self._closed:
             raise TransportError(f"{self!r} is closed")
         for role, address in (("sender", sender), ("recipient", recipient)):
-            if not _ENVELOPE_ADDRESS.fullmatch(address):
-                return SendOutcome(ok=False, permanent=True, error=f"unusable {role} address: {address!r}")
+            if not _ENVELOPE_ADDRESS.fullmatch(address) or not address.isprintable():
+                # Refused here, never by the server: not a sign that a mailbox is gone.
+                error = f"unusable {role} address: {address!r}"
+                return SendOutcome(ok=False, permanent=True, bounce=False, error=error)
         slot = await self._idle.get()
         try:
             if self._pacer is not None:
@@ -238,9 +243,19 @@ class SmtpTransport(_ClosedOnExit):
         try:
             while True:
                 client = await self._connected(slot)
+                utf8 = not (sender.isascii() and recipient.isascii())
+                if utf8 and not client.supports_extension("smtputf8"):
+                    # Nothing was said about this message: the connection takes the next.
+                    return SendOutcome(
+                        ok=False,
+                        permanent=True,
+                        bounce=False,
+                        error=f"the address needs SMTPUTF8 (RFC 6531), which SMTP server "
+                        f"{self.host}:{self.port} does not offer",
+                    )
                 phase = "MAIL FROM"
                 try:
-                    await _mail_from(client, sender, _size_option(client, data))
+                    await _mail_from(client, sender, _mail_options(client, data, utf8=utf8))
                 except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPSenderRefused) as exc:
                     stale = not isinstance(exc, aiosmtplib.SMTPSenderRefused) or exc.code == 421
                     if not (may_retry and stale):
@@ -352,18 +367,25 @@ def _abort(transport: asyncio.BaseTransport | None) -> None:
         transport.abort()
 
 
-def _size_option(client: aiosmtplib.SMTP, data: bytes) -> list[bytes]:
-    """RFC 1870 SIZE, so a server can refuse an oversized message before DATA."""
-    return [b"SIZE=%d" % len(data)] if client.supports_extension("size") else []
+def _mail_options(client: aiosmtplib.SMTP, data: bytes, *, utf8: bool) -> list[bytes]:
+    """RFC 1870 SIZE, so a server can refuse an oversized message before DATA; and for a
+    UTF-8 address, SMTPUTF8 (RFC 6531) with BODY=8BITMIME when offered (the header is 8-bit)."""
+    options = [b"SIZE=%d" % len(data)] if client.supports_extension("size") else []
+    if utf8:
+        options.append(b"SMTPUTF8")
+        if client.supports_extension("8bitmime"):
+            options.append(b"BODY=8BITMIME")
+    return options
 
 
 async def _mail_from(client: aiosmtplib.SMTP, sender: str, options: list[bytes]) -> None:
-    """MAIL FROM for an address ``_ENVELOPE_ADDRESS`` accepted (ASCII, nothing to quote).
+    """MAIL FROM for an address ``_ENVELOPE_ADDRESS`` accepted (nothing to quote; UTF-8
+    only with the SMTPUTF8 option).
 
     Raises:
         aiosmtplib.SMTPSenderRefused: any reply but 250 (as ``SMTP.mail``).
     """
-    reply = await client.execute_command(b"MAIL", b"FROM:<%s>" % sender.encode("ascii"), *options)
+    reply = await client.execute_command(b"MAIL", b"FROM:<%s>" % sender.encode("utf-8"), *options)
     if reply.code != aiosmtplib.SMTPStatus.completed:
         raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, sender)
 
@@ -374,7 +396,7 @@ async def _rcpt_to(client: aiosmtplib.SMTP, recipient: str) -> None:
     Raises:
         aiosmtplib.SMTPRecipientRefused: any reply but 250 or 251 (as ``SMTP.rcpt``).
     """
-    reply = await client.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode("ascii"))
+    reply = await client.execute_command(b"RCPT", b"TO:<%s>" % recipient.encode("utf-8"))
     if reply.code not in (aiosmtplib.SMTPStatus.completed, aiosmtplib.SMTPStatus.will_forward):
         raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
 

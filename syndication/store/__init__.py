@@ -61,14 +61,14 @@ from . import scopes as _scopes
 from . import service as _service
 from . import sources as _sources
 from . import subscribers as _subscribers
-from .deliveries import NO_ORGANISATION, NewDelivery
+from .deliveries import NO_ORGANISATION, Claim, NewDelivery
 from .engine import Database, display_url
 from .running import RunningStore
 from .service import Pruned
 from .subscribers import SubscriberCounts
 from .util import name_order
 
-__all__ = ["NO_ORGANISATION", "NewDelivery", "Pruned", "Store", "SubscriberCounts", "display_url"]
+__all__ = ["NO_ORGANISATION", "Claim", "NewDelivery", "Pruned", "Store", "SubscriberCounts", "display_url"]
 
 
 class Store(RunningStore):
@@ -665,8 +665,8 @@ class Store(RunningStore):
             return _deliveries.get_archive(connection, issue_id, key)
 
     def supersede(self, *, digest: str, before_issue: int, now: datetime) -> int:
-        """Fail the never-tried and retry-waiting deliveries of ``digest``'s issues before
-        ``before_issue`` ("superseded"): the newer issue carries their articles. How many.
+        """Mark ``superseded`` the never-tried and retry-waiting deliveries of ``digest``'s
+        issues before ``before_issue``: the newer issue carries their articles. How many.
 
         Raises:
             StoreError: the database failed.
@@ -684,14 +684,17 @@ class Store(RunningStore):
             counts = _deliveries.delivery_counts(connection, issue_id)
             if not any(counts.values()):
                 # Retention deleted the rows: the totals the issue kept stand in for them.
-                for _, sent, failed, other in _service.summarised(connection, issue_id):
+                for _, sent, failed, superseded, other in _service.summarised(connection, issue_id):
                     counts["sent"] += sent
                     counts["failed"] += failed
+                    counts["superseded"] += superseded
                     counts["pending"] += other
             return counts
 
-    def issue_report(self, issue_id: int) -> list[tuple[str, int, int, int]]:
-        """Per organisation of the issue: ``(name, delivered, failed, pending or other)``.
+    def issue_report(self, issue_id: int) -> list[tuple[str, int, int, int, int]]:
+        """Per organisation of the issue: ``(name, delivered, failed, superseded, pending or
+        other)``; the counts add up to the organisation's deliveries. Superseded ones were
+        replaced by a later issue, which carries their articles: they did not fail.
 
         The organisation is the one the subscriber had when the issue was built;
         addresses with none come last as ``NO_ORGANISATION``. Ordered by name, with
@@ -705,8 +708,8 @@ class Store(RunningStore):
             if not report:
                 # Retention deleted the rows: report the totals the issue kept.
                 report = [
-                    (name or NO_ORGANISATION, sent, failed, other)
-                    for name, sent, failed, other in _service.summarised(connection, issue_id)
+                    (name or NO_ORGANISATION, sent, failed, superseded, other)
+                    for name, sent, failed, superseded, other in _service.summarised(connection, issue_id)
                 ]
                 report.sort(key=lambda row: (row[0] == NO_ORGANISATION, name_order(row[0])))
             return report

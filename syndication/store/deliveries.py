@@ -43,6 +43,17 @@ _ANALYZE_AFTER = 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Claim:
+    """Deliveries one sender holds leases on."""
+
+    owner: str
+    """The sender's ``lease_owner`` (``host:pid:tag``)."""
+    count: int
+    until: datetime
+    """When the last of these leases runs out (unless the sender renews them)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NewDelivery:
     """A message to put in the outbox for one subscriber of an issue."""
 
@@ -360,6 +371,38 @@ def release(connection: Connection, ids: Sequence[int], *, owner: str, now: date
     return released
 
 
+def claims(connection: Connection, *, issue_id: int | None, now: datetime) -> list[Claim]:
+    """Who holds leases on deliveries (of one issue, or of all) that have not run out."""
+    d = deliveries.c
+    query = (
+        select(d.lease_owner, func.count(), func.max(d.lease_until))
+        .where(d.status == "sending", d.lease_until >= now)
+        .group_by(d.lease_owner)
+        .order_by(d.lease_owner)
+    )
+    if issue_id is not None:
+        query = query.where(d.issue_id == issue_id)
+    return [
+        Claim(owner=owner or "", count=int(count), until=until)
+        for owner, count, until in connection.execute(query)
+    ]
+
+
+def take_over(connection: Connection, *, owner: str, issue_id: int | None, now: datetime) -> int:
+    """Make the rows ``owner`` holds due again now (``retrying``), whatever their lease:
+    for a sender known to be gone. Each keeps its attempts and Message-ID (one it had
+    in flight may go out twice, as after a lease runs out). How many."""
+    d = deliveries.c
+    statement = (
+        update(deliveries)
+        .where(d.status == "sending", d.lease_owner == owner)
+        .values(status="retrying", next_attempt=now, lease_until=None, lease_owner=None, updated=now)
+    )
+    if issue_id is not None:
+        statement = statement.where(d.issue_id == issue_id)
+    return int(connection.execute(statement).rowcount or 0)
+
+
 def next_due(connection: Connection, *, now: datetime) -> datetime | None:
     """When a delivery next falls due: ``now`` if one is due already, else the earliest
     retry or lease end; None when the outbox has nothing left to send."""
@@ -373,9 +416,9 @@ def next_due(connection: Connection, *, now: datetime) -> datetime | None:
 
 
 def supersede(connection: Connection, *, digest: str, before_issue: int, now: datetime) -> int:
-    """Mark failed ("superseded") the deliveries of earlier issues of ``digest`` that are
-    waiting for a retry or were never tried: a newer issue reaches back to each
-    subscriber's last delivered digest, so it carries their articles. Rows being sent
+    """Mark ``superseded`` the deliveries of earlier issues of ``digest`` that are waiting
+    for a retry or were never tried: a newer issue reaches back to each subscriber's last
+    delivered digest, so it carries their articles (nothing failed). Rows being sent
     (``sending``) are left to finish."""
     earlier = select(digest_issues.c.id).where(
         digest_issues.c.digest == digest, digest_issues.c.id < before_issue
@@ -383,7 +426,7 @@ def supersede(connection: Connection, *, digest: str, before_issue: int, now: da
     result = connection.execute(
         update(deliveries)
         .where(deliveries.c.issue_id.in_(earlier), deliveries.c.status.in_(("pending", "retrying")))
-        .values(status="failed", last_error=f"superseded by issue {before_issue}", updated=now)
+        .values(status="superseded", last_error=f"superseded by issue {before_issue}", updated=now)
     )
     return int(result.rowcount or 0)
 
@@ -417,14 +460,16 @@ def delivery_counts(connection: Connection, issue_id: int) -> dict[str, int]:
     return counts
 
 
-def issue_report(connection: Connection, issue_id: int) -> list[tuple[str, int, int, int]]:
-    """``(organisation, sent, failed, other)`` per organisation of the issue's deliveries."""
+def issue_report(connection: Connection, issue_id: int) -> list[tuple[str, int, int, int, int]]:
+    """``(organisation, sent, failed, superseded, other)`` per organisation of the issue's
+    deliveries; the four counts add up to its deliveries."""
     status = deliveries.c.status
     query = (
         select(
             deliveries.c.organisation,
             func.sum(case((status == "sent", 1), else_=0)),
             func.sum(case((status == "failed", 1), else_=0)),
+            func.sum(case((status == "superseded", 1), else_=0)),
             func.count(),
         )
         .where(deliveries.c.issue_id == issue_id)
@@ -434,8 +479,14 @@ def issue_report(connection: Connection, issue_id: int) -> list[tuple[str, int, 
     # Sorted here, not by the database: collations differ between backends and locales.
     rows.sort(key=lambda row: (row[0] is None, name_order(row[0] or "")))
     return [
-        (name or NO_ORGANISATION, int(sent), int(failed), int(total) - int(sent) - int(failed))
-        for name, sent, failed, total in rows
+        (
+            name or NO_ORGANISATION,
+            int(sent),
+            int(failed),
+            int(superseded),
+            int(total) - int(sent) - int(failed) - int(superseded),
+        )
+        for name, sent, failed, superseded, total in rows
     ]
 
 

@@ -16,6 +16,7 @@ from syndication.types import DigestIssue, NodeInfo
 from . import deliveries as _deliveries
 from . import scopes as _scopes
 from . import service as _service
+from .deliveries import Claim
 from .engine import Database
 from .service import Pruned
 
@@ -78,6 +79,26 @@ class RunningStore:
         """
         with self._db.transaction("release deliveries", write=True) as connection:
             return _deliveries.release(connection, ids, owner=owner, now=now)
+
+    def delivery_claims(self, *, issue_id: int | None, now: datetime) -> list[Claim]:
+        """Who holds leases on deliveries (of one issue, or of all) that run until ``now``
+        or later: how many each, and until when.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read delivery claims") as connection:
+            return _deliveries.claims(connection, issue_id=issue_id, now=now)
+
+    def take_over_deliveries(self, *, owner: str, issue_id: int | None, now: datetime) -> int:
+        """Make the deliveries ``owner`` holds (of one issue, or of all) due again now,
+        whatever their leases: ``owner`` is known to be gone. How many.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("take over delivery claims", write=True) as connection:
+            return _deliveries.take_over(connection, owner=owner, issue_id=issue_id, now=now)
 
     def next_delivery(self, *, now: datetime) -> datetime | None:
         """When a delivery of any issue next falls due; None when nothing is left to send.

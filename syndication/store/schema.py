@@ -172,7 +172,8 @@ Index("ix_feed_scopes_version", feed_scopes.c.version)
 # --- subscribers, digest issues, deliveries (0003) -------------------------------------
 
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
-DELIVERY_STATUSES = ("pending", "sending", "sent", "retrying", "failed")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "retrying", "failed", "superseded")
+"""``superseded`` (0007): replaced by a later issue of the digest, which carries its articles."""
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -295,4 +296,6 @@ issue_totals = Table(
     Column("sent", Integer, nullable=False),
     Column("failed", Integer, nullable=False),
     Column("other", Integer, nullable=False),
+    # Replaced by a later issue (0007; before it, they are among the failed).
+    Column("superseded", Integer, nullable=False, server_default="0"),
 )

@@ -167,14 +167,22 @@ def prune_deliveries(connection: Connection, *, before: datetime) -> tuple[int, 
                 organisation,
                 func.sum(case((status == "sent", 1), else_=0)),
                 func.sum(case((status == "failed", 1), else_=0)),
-                func.sum(case((status.in_(("sent", "failed")), 0), else_=1)),
+                func.sum(case((status == "superseded", 1), else_=0)),
+                func.sum(case((status.in_(("sent", "failed", "superseded")), 0), else_=1)),
             )
             .where(deliveries.c.issue_id.in_(part))
             .group_by(deliveries.c.issue_id, organisation)
         )
         rows = [
-            {"issue_id": i, "organisation": o, "sent": int(s), "failed": int(f), "other": int(x)}
-            for i, o, s, f, x in connection.execute(totals)
+            {
+                "issue_id": i,
+                "organisation": o,
+                "sent": int(s),
+                "failed": int(f),
+                "superseded": int(r),
+                "other": int(x),
+            }
+            for i, o, s, f, r, x in connection.execute(totals)
         ]
         if rows:
             statement = insert_ignoring_conflicts(connection, issue_totals, ["issue_id", "organisation"])
@@ -218,11 +226,12 @@ def prune_nodes(connection: Connection, *, before: datetime) -> int:
     return int(connection.execute(delete(nodes).where(nodes.c.heartbeat < before)).rowcount or 0)
 
 
-def summarised(connection: Connection, issue_id: int) -> list[tuple[str, int, int, int]]:
-    """The totals kept for an issue whose deliveries were deleted (empty if none)."""
+def summarised(connection: Connection, issue_id: int) -> list[tuple[str, int, int, int, int]]:
+    """The totals kept for an issue whose deliveries were deleted, as ``issue_report``
+    gives them: ``(organisation, sent, failed, superseded, other)`` (empty if none)."""
     t = issue_totals.c
-    query = select(t.organisation, t.sent, t.failed, t.other).where(t.issue_id == issue_id)
-    return [(o, int(s), int(f), int(x)) for o, s, f, x in connection.execute(query)]
+    query = select(t.organisation, t.sent, t.failed, t.superseded, t.other).where(t.issue_id == issue_id)
+    return [(o, int(s), int(f), int(r), int(x)) for o, s, f, r, x in connection.execute(query)]
 
 
 __all__ = [
