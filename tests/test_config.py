@@ -290,3 +290,25 @@ def test_arrays_of_tables_must_hold_tables(tmp_path: Path) -> None:
     assert "categories: expected an array of tables ([[categories]])" in found
     assert "sources[0]: expected a table" in found
     assert "digests[1]: expected a table" in found
+
+
+def test_parse_limits(tmp_path: Path) -> None:
+    defaults = config.load(write(tmp_path, GOOD), environ={}).fetch
+    assert (defaults.parse_timeout, defaults.parse_memory, defaults.max_content_html) == (
+        30.0,
+        1024**3,
+        2_000_000,
+    )
+    text = GOOD + '[fetch]\nparse_timeout = "2m"\nparse_memory = "512MiB"\nmax_content_html = "1MB"\n'
+    fetch = config.load(write(tmp_path, text), environ={}).fetch
+    assert (fetch.parse_timeout, fetch.parse_memory, fetch.max_content_html) == (
+        120.0,
+        512 * 1024**2,
+        1_000_000,
+    )
+    found = problems(
+        tmp_path, GOOD + '[fetch]\nparse_timeout = "2h"\nparse_memory = "64MB"\nmax_content_html = "nhiều"\n'
+    )
+    assert 'fetch.parse_timeout: must be between "1s" and "1h", got "2h"' in found
+    assert "fetch.parse_memory: must be at least 256 MiB, got 64 MB" in found
+    assert any(p.startswith("fetch.max_content_html: expected a size") for p in found)
