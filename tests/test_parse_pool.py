@@ -9,6 +9,8 @@ boundary is real."""
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import os
 import re
 import signal
@@ -21,11 +23,13 @@ import pytest
 
 from syndication.core.parsing import ParsePool
 from syndication.errors import ParseError
+from syndication.ingest.normalize import MAX_DEPTH
 from syndication.store import Store
 from tests import parsework
 from tests.httpserver import Reply, Request, TestServer
 from tests.test_cli import syndication, write_config
 from tests.test_core import ITEMS, rss
+from tests.test_normalize import depth, nested
 from tests.test_run import free_port, get, start, stop, wait_for
 
 
@@ -167,7 +171,12 @@ def test_a_document_past_the_memory_limit_fails_and_its_worker_is_replaced() -> 
 
     async def run() -> None:
         pool = ParsePool(workers=1, timeout=60, memory_limit=256 * 1024**2)
-        kwargs = {"declared_charset": None, "tz": ZoneInfo("Asia/Ho_Chi_Minh"), "source_id": "s"}
+        kwargs = {
+            "declared_charset": None,
+            "tz": ZoneInfo("Asia/Ho_Chi_Minh"),
+            "source_id": "s",
+            "max_html": 10**6,
+        }
         try:
             with pytest.raises(ParseError) as info:
                 await pool.parse(
@@ -306,3 +315,72 @@ def test_run_survives_a_parse_worker_killed_mid_parse(tmp_path: Path, server: Te
     assert code == 0, output
     assert "Traceback" not in output, output
     assert "BrokenProcessPool" not in output, output
+
+
+# --- hostile markup, end to end ------------------------------------------------------------------
+
+
+def page(title: str, body: str, head: str = "") -> bytes:
+    return (
+        f"<html><head><title>{title}</title>{head}</head><body>"
+        f'<div class="detail"><h1>{title}</h1>{body}</div></body></html>'
+    ).encode()
+
+
+def test_nested_markup_bombs_finish_with_sane_output(tmp_path: Path, server: TestServer) -> None:
+    # 60,000 nested <div>: in a feed's description, in a portal page's body and in its
+    # meta description. Each took nh3 tens of seconds; parse_timeout (20 s) is the deadline.
+    lead = "<p>Sáng 27/11, Đảng uỷ Khối tổ chức hội nghị quán triệt Nghị quyết Trung ương.</p>"
+    bomb = nested(60_000)
+    feed_item = [("https://portal.example.vn/bom/1.html", "Bài có bom", lead + bomb)]
+    server.add("/bom.rss", rss(feed_item))
+    links = '<a class="tin" href="/bai/1001.html">Một</a><a class="tin" href="/bai/1002.html">Hai</a>'
+    listing = f"<html><body>{links}</body></html>"
+    server.add("/trang.html", listing.encode(), content_type="text/html; charset=utf-8")
+    server.add(
+        "/bai/1001.html", page("Bom trong thân bài", lead + bomb), content_type="text/html; charset=utf-8"
+    )
+    meta = f'<meta name="description" content="{html.escape(bomb)}">'
+    server.add("/bai/1002.html", page("Bom trong mô tả", lead, meta), content_type="text/html; charset=utf-8")
+    sources = feed_source("bom", server.url("/bom.rss"))
+    sources += (
+        f'[[sources]]\nid = "trang"\nkind = "html"\nurl = "{server.url("/trang.html")}"\n'
+        'categories = ["tin-tuc-su-kien"]\nallow_private_network = true\n'
+        '[sources.html]\nlinks = "a.tin"\nbody = ".detail"\n'
+    )
+    extra = '[fetch]\nparse_workers = 2\nparse_timeout = "20s"\n'
+    conf = write_config(tmp_path, f"sqlite:///{tmp_path / 'syn.db'}", sources + extra)
+    result = syndication("fetch", config=conf)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"bom\W+new\W+1\W", result.stdout), result.stdout + result.stderr
+    assert re.search(r"trang\W+new\W+2\W", result.stdout), result.stdout + result.stderr
+    assert "parsing took more than" not in result.stderr
+    listed = syndication("articles", "--format", "json", "--limit", "10", config=conf)
+    articles = {a["title"]: a for a in json.loads(listed.stdout)}
+    assert set(articles) == {"Bài có bom", "Bom trong thân bài", "Bom trong mô tả"}
+    for article in articles.values():
+        assert "Đảng uỷ Khối tổ chức hội nghị" in article["content_html"]
+        assert depth(article["content_html"]) <= MAX_DEPTH
+        assert len(article["content_html"]) < 20_000
+        assert "<" not in article["summary"]
+
+
+def test_an_article_body_is_cut_to_max_content_html(tmp_path: Path, server: TestServer) -> None:
+    body = "".join(
+        f"<p>Đoạn {n}: Đảng &amp; Nhà nước <a href='/tin/{n}.html'>liên kết</a></p>" for n in range(40_000)
+    )
+    server.add("/dai.rss", rss([("https://portal.example.vn/dai/1.html", "Bài rất dài", body)]))
+    extra = '[fetch]\nparse_workers = 2\nmax_content_html = "1MB"\n'
+    conf = write_config(
+        tmp_path, f"sqlite:///{tmp_path / 'syn.db'}", feed_source("dai", server.url("/dai.rss")) + extra
+    )
+    result = syndication("fetch", config=conf)
+    assert result.returncode == 0, result.stderr
+    cut = "the article's HTML was cut to 1 MB (fetch.max_content_html)"
+    warning = f"warning: dai: https://portal.example.vn/dai/1.html: {cut}"
+    assert warning in result.stderr.splitlines(), result.stderr
+    (article,) = json.loads(syndication("articles", "--format", "json", config=conf).stdout)
+    stored = article["content_html"]
+    assert 900_000 < len(stored.encode("utf-8")) <= 1_000_000
+    assert stored.startswith("<p>Đoạn 0: Đảng &amp; Nhà nước")
+    assert stored.endswith("</p>")

@@ -238,6 +238,7 @@ class Poller:
             declared_charset=response.charset,
             tz=self._settings.site.tz,
             source_id=spec.id,
+            max_html=self._settings.fetch.max_content_html,
         )
         counts = await self._save(spec, keyed, now)
         return self._outcome(
@@ -263,6 +264,7 @@ class Poller:
         )
         keyed = [p.article for p in pages if p.article is not None]
         errors = [p.error for p in pages if p.error is not None]
+        page_warnings = tuple(w for p in pages for w in p.warnings)
         unchanged = sum(1 for p in pages if p.not_modified)
         if links and errors and not keyed and not unchanged:
             raise SourceError(f"all {len(links)} article pages failed; first: {errors[0]}", source_id=spec.id)
@@ -271,7 +273,7 @@ class Poller:
         fresh = [(p.url, p.etag, p.last_modified) for p in pages if p.article is not None]
         if fresh:
             await self._db(self._store.save_page_validators, fresh, now=now)
-        warnings = tuple(errors)
+        warnings = tuple(errors) + page_warnings
         if not links:
             warnings += (f"no article links found on {listing.url}",)
         return self._outcome(
@@ -295,7 +297,7 @@ class Poller:
             if response.not_modified:
                 return _Page(url=url, not_modified=True)
             ticket.add(len(response.content))
-            article = await self._parse(
+            article, warnings = await self._parse(
                 pipeline.parse_page_keyed,
                 response.content,
                 url=response.url,
@@ -303,10 +305,17 @@ class Poller:
                 rules=spec.html,
                 tz=self._settings.site.tz,
                 source_id=spec.id,
+                max_html=self._settings.fetch.max_content_html,
             )
         except (FetchError, ParseError) as exc:
             return _Page(url=url, error=f"{url}: {exc}")
-        return _Page(url=url, article=article, etag=response.etag, last_modified=response.last_modified)
+        return _Page(
+            url=url,
+            article=article,
+            etag=response.etag,
+            last_modified=response.last_modified,
+            warnings=warnings,
+        )
 
     async def _save(self, spec: SourceSpec, keyed: Sequence[KeyedArticle], now: datetime) -> SaveCounts:
         if not keyed:
@@ -431,6 +440,7 @@ class _Page:
     last_modified: str | None = None
     not_modified: bool = False
     error: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 FUTURE_SKEW = timedelta(minutes=10)

@@ -18,23 +18,30 @@ import pickle
 import resource
 import signal
 import traceback
+from dataclasses import replace
 from datetime import tzinfo
 from multiprocessing.connection import Connection
 
-from syndication.types import HtmlRules, KeyedArticle, ParsedDocument
+from syndication.text import size_text
+from syndication.types import ArticleData, HtmlRules, KeyedArticle, ParsedDocument
 
 
 def parse_feed_keyed(
-    content: bytes, *, url: str, declared_charset: str | None, tz: tzinfo, source_id: str
+    content: bytes, *, url: str, declared_charset: str | None, tz: tzinfo, source_id: str, max_html: int
 ) -> tuple[ParsedDocument, tuple[KeyedArticle, ...]]:
-    """Parse a feed document and key every article (``ParseError`` when unreadable)."""
+    """Parse a feed document and key every article (``ParseError`` when unreadable); each
+    article's HTML body is cut to ``max_html`` bytes (a warning says which were)."""
     from syndication.ingest.identity import keys_for
     from syndication.ingest.parse_feed import parse_feed
 
     doc = parse_feed(content, url=url, declared_charset=declared_charset, tz=tz)
-    keyed = tuple(KeyedArticle(data=a, keys=keys_for(a, source_id=source_id)) for a in doc.articles)
+    warnings = list(doc.warnings)
+    keyed = tuple(
+        KeyedArticle(data=a, keys=keys_for(a, source_id=source_id))
+        for a in (_capped(a, max_html, warnings) for a in doc.articles)
+    )
     # The articles travel once, inside ``keyed``; the document keeps only its channel fields.
-    return ParsedDocument(title=doc.title, link=doc.link, ttl=doc.ttl, warnings=doc.warnings), keyed
+    return ParsedDocument(title=doc.title, link=doc.link, ttl=doc.ttl, warnings=tuple(warnings)), keyed
 
 
 def listing_links(
@@ -47,14 +54,36 @@ def listing_links(
 
 
 def parse_page_keyed(
-    content: bytes, *, url: str, declared_charset: str | None, rules: HtmlRules, tz: tzinfo, source_id: str
-) -> KeyedArticle:
-    """Parse one portal article page and key it."""
+    content: bytes,
+    *,
+    url: str,
+    declared_charset: str | None,
+    rules: HtmlRules,
+    tz: tzinfo,
+    source_id: str,
+    max_html: int,
+) -> tuple[KeyedArticle, tuple[str, ...]]:
+    """Parse one portal article page and key it; its HTML body is cut to ``max_html`` bytes
+    (then the warnings say so)."""
     from syndication.ingest.identity import keys_for
     from syndication.ingest.parse_html import parse_article_page
 
+    warnings: list[str] = []
     article = parse_article_page(content, url=url, declared_charset=declared_charset, rules=rules, tz=tz)
-    return KeyedArticle(data=article, keys=keys_for(article, source_id=source_id))
+    article = _capped(article, max_html, warnings)
+    return KeyedArticle(data=article, keys=keys_for(article, source_id=source_id)), tuple(warnings)
+
+
+def _capped(article: ArticleData, max_html: int, warnings: list[str]) -> ArticleData:
+    """``article`` with its HTML body cut to ``max_html`` bytes, a warning added when it was."""
+    from syndication.ingest.normalize import truncate_html
+
+    html = truncate_html(article.content_html, max_html)
+    if html is article.content_html:
+        return article
+    name = article.url or article.guid or article.title
+    warnings.append(f"{name}: the article's HTML was cut to {size_text(max_html)} (fetch.max_content_html)")
+    return replace(article, content_html=html)
 
 
 PARSER_MODULES = (
