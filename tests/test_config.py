@@ -312,3 +312,13 @@ def test_parse_limits(tmp_path: Path) -> None:
     assert 'fetch.parse_timeout: must be between "1s" and "1h", got "2h"' in found
     assert "fetch.parse_memory: must be at least 256 MiB, got 64 MB" in found
     assert any(p.startswith("fetch.max_content_html: expected a size") for p in found)
+
+
+def test_readme_shows_every_fetch_key() -> None:
+    from dataclasses import fields
+
+    from syndication.config.settings import FetchSettings
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("[fetch]", 1)[1].split("\n[", 1)[0]
+    assert [f.name for f in fields(FetchSettings) if f"\n{f.name} = " not in example] == []
