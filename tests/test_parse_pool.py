@@ -317,6 +317,30 @@ def test_run_survives_a_parse_worker_killed_mid_parse(tmp_path: Path, server: Te
     assert "BrokenProcessPool" not in output, output
 
 
+def test_workers_of_the_installed_command_load_only_the_parsers(tmp_path: Path, server: TestServer) -> None:
+    # A worker first runs the command's script again (multiprocessing's fork server does
+    # that for the main module): the script must not pull in the CLI, core and the store.
+    import subprocess
+    import sys
+
+    server.add("/cham.rss", slow_feed())
+    conf = write_config(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'syn.db'}",
+        feed_source("cham", server.url("/cham.rss")) + "[fetch]\nparse_workers = 2\n",
+    )
+    command = [str(Path(sys.executable).parent / "syndication"), "--config", str(conf), "fetch"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        worker = busy_worker(proc.pid, seconds=60)
+        maps = Path(f"/proc/{worker}/maps").read_text()
+    finally:
+        assert proc.wait(timeout=100) == 0
+    assert "/lxml/" in maps  # the parsers are there
+    for library in ("sqlalchemy", "css_inline", "yaml"):  # the store, the mail, the CLI's: not
+        assert f"site-packages/{library}/" not in maps
+
+
 # --- hostile markup, end to end ------------------------------------------------------------------
 
 
