@@ -3,7 +3,9 @@ unpickle, a long sleep. Standard library only, so a worker imports little to run
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 
 class Unpicklable(Exception):
@@ -28,3 +30,9 @@ def echo(content: bytes, *, url: str) -> tuple[bytes, str]:
 
 def sleep(content: bytes, *, url: str) -> None:
     time.sleep(float(content))
+
+
+def announce_then_sleep(content: bytes, *, url: str) -> None:
+    """Write this worker's pid to the file named by ``content``, then sleep a minute."""
+    Path(content.decode()).write_text(str(os.getpid()), encoding="utf-8")
+    time.sleep(60)

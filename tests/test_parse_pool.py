@@ -16,13 +16,16 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from syndication.core.parsing import ParsePool
 from syndication.errors import ParseError
+from syndication.ingest import pipeline
 from syndication.ingest.normalize import MAX_DEPTH
 from syndication.store import Store
 from tests import parsework
@@ -101,113 +104,106 @@ def busy_worker(pid: int, *, seconds: float) -> int:
 # --- the pool itself, with real processes ---------------------------------------------------
 
 
-def test_a_worker_killed_mid_parse_fails_only_its_document() -> None:
+def with_pool(check: Callable[[ParsePool], Awaitable[None]], **limits: Any) -> None:
+    """Run ``check`` on a fresh pool (one worker, 60 s, no memory cap unless ``limits``
+    say otherwise), closed after it."""
+
     async def run() -> None:
-        pool = ParsePool(workers=2, timeout=60, memory_limit=None)
+        pool = ParsePool(**{"workers": 1, "timeout": 60, "memory_limit": None, **limits})
         try:
-            slow = asyncio.ensure_future(pool.parse(parsework.sleep, b"60", url="https://x.vn/cham"))
-            workers: dict[int, int] = {}
-            for _ in range(100):
-                if workers := grandchildren(os.getpid()):
-                    break
-                await asyncio.sleep(0.1)
-            (worker,) = workers
-            os.kill(worker, signal.SIGKILL)
-            with pytest.raises(ParseError) as info:
-                await slow
-            assert str(info.value) == "the parse worker died (signal 9, SIGKILL)"
-            assert info.value.url == "https://x.vn/cham"
-            # Every document after it is parsed, on both workers (one of them new).
-            urls = [f"https://x.vn/{n}" for n in range(8)]
-            echoed = await asyncio.gather(
-                *(pool.parse(parsework.echo, b"%d" % n, url=u) for n, u in enumerate(urls))
-            )
-            assert echoed == [(b"%d" % n, u) for n, u in enumerate(urls)]
-            assert worker not in grandchildren(os.getpid())
+            await check(pool)
         finally:
             pool.close()
 
     asyncio.run(run())
+
+
+async def echo(pool: ParsePool, n: int) -> None:
+    url = f"https://x.vn/{n}"
+    assert await pool.parse(parsework.echo, b"%d" % n, url=url) == (b"%d" % n, url)
+
+
+def test_a_worker_killed_mid_parse_fails_only_its_document(tmp_path: Path) -> None:
+    announced = tmp_path / "worker.pid"
+
+    async def check(pool: ParsePool) -> None:
+        slow = asyncio.ensure_future(
+            pool.parse(parsework.announce_then_sleep, str(announced).encode(), url="https://x.vn/cham")
+        )
+        for _ in range(300):
+            if announced.exists() and announced.read_text():
+                break
+            await asyncio.sleep(0.1)
+        worker = int(announced.read_text())
+        os.kill(worker, signal.SIGKILL)
+        with pytest.raises(ParseError) as info:
+            await slow
+        assert str(info.value) == "the parse worker died (signal 9, SIGKILL)"
+        assert info.value.url == "https://x.vn/cham"
+        # Every document after it is parsed, on both workers (one of them new).
+        await asyncio.gather(*(echo(pool, n) for n in range(8)))
+        assert worker not in grandchildren(os.getpid())
+
+    with_pool(check, workers=2)
 
 
 def test_an_idle_worker_that_died_is_replaced_unnoticed() -> None:
-    async def run() -> None:
-        pool = ParsePool(workers=1, timeout=60, memory_limit=None)
-        try:
-            assert await pool.parse(parsework.echo, b"1", url="https://x.vn/1") == (b"1", "https://x.vn/1")
-            (worker,) = grandchildren(os.getpid())
-            os.kill(worker, signal.SIGKILL)  # the OOM killer's choice, say, while it waits
-            assert await pool.parse(parsework.echo, b"2", url="https://x.vn/2") == (b"2", "https://x.vn/2")
-            assert worker not in grandchildren(os.getpid())
-        finally:
-            pool.close()
+    async def check(pool: ParsePool) -> None:
+        await echo(pool, 1)
+        (worker,) = grandchildren(os.getpid())
+        os.kill(worker, signal.SIGKILL)  # the OOM killer's choice, say, while it waits
+        await echo(pool, 2)
+        assert worker not in grandchildren(os.getpid())
 
-    asyncio.run(run())
+    with_pool(check)
 
 
 def test_a_document_past_the_time_limit_fails_and_its_worker_is_replaced() -> None:
-    async def run() -> None:
-        pool = ParsePool(workers=1, timeout=1, memory_limit=None)
-        try:
-            await pool.parse(parsework.echo, b"", url="https://x.vn/")
-            (worker,) = grandchildren(os.getpid())
-            started = time.monotonic()
-            with pytest.raises(ParseError) as info:
-                await pool.parse(parsework.sleep, b"60", url="https://x.vn/cham")
-            assert time.monotonic() - started < 30  # the deadline (1 s) and a generous margin
-            assert (str(info.value), info.value.url) == ("parsing took more than 1 s", "https://x.vn/cham")
-            assert worker not in grandchildren(os.getpid())  # killed, not left sleeping
-            assert await pool.parse(parsework.echo, b"2", url="https://x.vn/2") == (b"2", "https://x.vn/2")
-        finally:
-            pool.close()
+    async def check(pool: ParsePool) -> None:
+        await echo(pool, 1)
+        (worker,) = grandchildren(os.getpid())
+        started = time.monotonic()
+        with pytest.raises(ParseError) as info:
+            await pool.parse(parsework.sleep, b"60", url="https://x.vn/cham")
+        assert time.monotonic() - started < 30  # the deadline (1 s) and a generous margin
+        assert (str(info.value), info.value.url) == ("parsing took more than 1 s", "https://x.vn/cham")
+        assert worker not in grandchildren(os.getpid())  # killed, not left sleeping
+        await echo(pool, 2)
 
-    asyncio.run(run())
+    with_pool(check, timeout=1)
 
 
 def test_a_document_past_the_memory_limit_fails_and_its_worker_is_replaced() -> None:
-    from zoneinfo import ZoneInfo
+    kwargs = {
+        "declared_charset": None,
+        "tz": ZoneInfo("Asia/Ho_Chi_Minh"),
+        "source_id": "s",
+        "max_html": 10**6,
+    }
 
-    from syndication.ingest import pipeline
+    async def check(pool: ParsePool) -> None:
+        with pytest.raises(ParseError) as info:
+            await pool.parse(pipeline.parse_feed_keyed, memory_bomb(), url="https://x.vn/bom.json", **kwargs)
+        assert str(info.value) == "the parser ran out of memory (limit 256 MiB)"
+        _, keyed = await pool.parse(
+            pipeline.parse_feed_keyed, rss(ITEMS), url="https://x.vn/tin.rss", **kwargs
+        )
+        assert [k.data.title for k in keyed] == [title for _, title, _ in ITEMS]
 
-    async def run() -> None:
-        pool = ParsePool(workers=1, timeout=60, memory_limit=256 * 1024**2)
-        kwargs = {
-            "declared_charset": None,
-            "tz": ZoneInfo("Asia/Ho_Chi_Minh"),
-            "source_id": "s",
-            "max_html": 10**6,
-        }
-        try:
-            with pytest.raises(ParseError) as info:
-                await pool.parse(
-                    pipeline.parse_feed_keyed, memory_bomb(), url="https://x.vn/bom.json", **kwargs
-                )
-            assert str(info.value) == "the parser ran out of memory (limit 256 MiB)"
-            _, keyed = await pool.parse(
-                pipeline.parse_feed_keyed, rss(ITEMS), url="https://x.vn/tin.rss", **kwargs
-            )
-            assert [k.data.title for k in keyed] == [title for _, title, _ in ITEMS]
-        finally:
-            pool.close()
-
-    asyncio.run(run())
+    with_pool(check, memory_limit=256 * 1024**2)
 
 
 def test_a_bug_in_a_worker_keeps_its_traceback_and_any_error_arrives() -> None:
-    async def run() -> None:
-        pool = ParsePool(workers=1, timeout=60, memory_limit=None)
-        try:
-            with pytest.raises(ValueError, match=r"^a bug while reading 3 bytes from https://x\.vn/$") as bug:
-                await pool.parse(parsework.buggy, b"abc", url="https://x.vn/")
-            assert 'parsework.py", line' in str(bug.value.__cause__)  # where it happened, in the worker
-            # An exception that would not unpickle here arrives as a RuntimeError naming it.
-            with pytest.raises(RuntimeError, match=r"^tests\.parsework\.Unpicklable: không gửi về được$"):
-                await pool.parse(parsework.unpicklable, b"", url="https://x.vn/")
-            assert await pool.parse(parsework.echo, b"ok", url="https://x.vn/") == (b"ok", "https://x.vn/")
-        finally:
-            pool.close()
+    async def check(pool: ParsePool) -> None:
+        with pytest.raises(ValueError, match=r"^a bug while reading 3 bytes from https://x\.vn/$") as bug:
+            await pool.parse(parsework.buggy, b"abc", url="https://x.vn/")
+        assert 'parsework.py", line' in str(bug.value.__cause__)  # where it happened, in the worker
+        # An exception that would not unpickle here arrives as a RuntimeError naming it.
+        with pytest.raises(RuntimeError, match=r"^tests\.parsework\.Unpicklable: không gửi về được$"):
+            await pool.parse(parsework.unpicklable, b"", url="https://x.vn/")
+        await echo(pool, 3)
 
-    asyncio.run(run())
+    with_pool(check)
 
 
 # --- the service as a subprocess -----------------------------------------------------------

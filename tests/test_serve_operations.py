@@ -34,6 +34,13 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def up(http: httpx.Client) -> bool:
+    try:
+        return http.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def test_serve_answers_healthz_and_metrics(tmp_path: Path, store_url: str, server: TestServer) -> None:
     server.add("/tin.rss", rss(ITEMS))
     conf = write_config(
@@ -49,14 +56,7 @@ def test_serve_answers_healthz_and_metrics(tmp_path: Path, store_url: str, serve
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-
-            def up() -> bool:
-                try:
-                    return http.get("/healthz").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_until(up, "the server to answer /healthz")
+            wait_until(lambda: up(http), "the server to answer /healthz")
             health = http.get("/healthz")
             assert health.headers["cache-control"] == "no-store"
             body = health.json()
@@ -115,14 +115,7 @@ def test_healthz_is_degraded_while_every_source_fails(
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-
-            def up() -> bool:
-                try:
-                    return http.get("/healthz").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_until(up, "the server to answer /healthz")
+            wait_until(lambda: up(http), "the server to answer /healthz")
             fresh = http.get("/healthz").json()
             assert (fresh["status"], fresh["sources"], fresh["sources_failing"]) == ("ok", 2, 0)
 

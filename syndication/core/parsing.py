@@ -125,15 +125,11 @@ class ParsePool:
     def _call(self, fn: Callable[..., R], content: bytes, url: str, kwargs: dict[str, Any]) -> R:
         # The poll that gets the ParseError logs it with its source: no log line here.
         request = pickle.dumps((fn, (content,), {"url": url, **kwargs}), protocol=pickle.HIGHEST_PROTOCOL)
-        worker = self._send(request, url)
+        worker = self._hand_over(request, url)
         try:
             reply = worker.receive(self.timeout)
         except (EOFError, OSError):
-            reason = worker.exit_reason()
-            self._retire(worker)
-            if self._closed:
-                raise _stopping(url) from None
-            raise ParseError(f"the parse worker died ({reason})", url=url) from None
+            raise self._died(worker, url) from None
         if reply is None:
             worker.kill()
             self._retire(worker)
@@ -151,21 +147,38 @@ class ParsePool:
             error.__cause__ = _RemoteTraceback(trace)  # a bug: keep where it happened
         raise error
 
-    def _send(self, request: bytes, url: str) -> _Worker:
-        """This thread's worker (started if needed), with ``request`` sent to it."""
-        worker: _Worker | None = getattr(self._own, "worker", None)
-        if worker is not None:
+    def _hand_over(self, request: bytes, url: str) -> _Worker:
+        """This thread's worker (started if needed) once it has taken ``request``.
+
+        A worker that died before taking it (the OOM killer, an operator, while it
+        waited) costs the document nothing: a new worker takes it. Only once: a
+        document that new workers cannot even take fails.
+        """
+        for attempt in (1, 2):
+            worker = getattr(self._own, "worker", None) or self._start(url)
             try:
                 worker.send(request)
-            except OSError:
-                # It died while idle (the OOM killer, an operator): not this document's doing.
+                taken = worker.receive(self.timeout)  # the worker's receipt: b""
+            except (EOFError, OSError):
+                if attempt == 2 or self._closed:
+                    raise self._died(worker, url) from None
                 log.warning("the idle parse worker %s died (%s)", worker.pid, worker.exit_reason())
                 self._retire(worker)
-            else:
-                return worker
-        worker = self._start(url)
-        worker.send(request)
-        return worker
+                continue
+            if taken is None:  # not even a receipt: a stopped (SIGSTOP) or wedged process
+                worker.kill()
+                self._retire(worker)
+                raise ParseError(f"parsing took more than {self.timeout:g} s", url=url)
+            return worker
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _died(self, worker: _Worker, url: str) -> ParseError:
+        """The error for the document ``worker`` died with, the worker forgotten."""
+        reason = worker.exit_reason()
+        self._retire(worker)
+        if self._closed:
+            return _stopping(url)
+        return ParseError(f"the parse worker died ({reason})", url=url)
 
     def _start(self, url: str) -> _Worker:
         with self._lock:

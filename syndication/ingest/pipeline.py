@@ -123,6 +123,7 @@ def serve(connection: Connection, memory_limit: int | None) -> None:
             request = connection.recv_bytes()
         except EOFError:
             return
+        connection.send_bytes(b"")  # the receipt: from now on this document is ours
         reply = _reply(request)
         connection.send_bytes(reply)
         if reply is _MEMORY_REPLY:
