@@ -30,8 +30,10 @@ corrupt; tried with pebble 5.2.3, killing workers while they worked broke the po
 that dies at any moment takes down nothing but its own pipe.
 
 How: each call runs in one of ``workers`` threads; a thread owns at most one worker
-process, sends it the pickled call and waits for the reply with a timeout. The event
-loop only awaits the thread's future.
+process, sends it the pickled call, waits for its receipt (a worker that died before
+taking the document, while it waited, is replaced and the document handed to the new
+one) and then for the reply, at most ``timeout`` seconds. The event loop only awaits
+the thread's future.
 
 Must not: be imported by the workers (they run ``pipeline.serve``: importing core would
 make every worker load all of core), or read the wall clock (waits are timeouts).
