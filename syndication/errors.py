@@ -19,10 +19,30 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 
 class SyndicationError(Exception):
-    """Root of every error syndication reports to a user."""
+    """Root of every error syndication reports to a user.
+
+    Every one survives pickling with all its fields: parse workers send them to the
+    main process. ``Exception`` pickles as ``cls(*args)`` plus ``__dict__``, which breaks
+    on any subclass whose constructor takes more than the message (a keyword-only
+    ``url``): unpickling raised ``TypeError`` in the pool's result thread and broke the
+    pool for good. So every subclass is rebuilt without calling its constructor, from its
+    ``args`` and its fields, whatever the constructor's signature.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type[SyndicationError], args: tuple[Any, ...], fields: dict[str, Any]) -> SyndicationError:
+    """The error ``cls`` with ``args`` and ``fields``, made without calling ``cls.__init__``."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(fields)
+    return error
 
 
 class ConfigError(SyndicationError):

@@ -73,6 +73,24 @@ def truncate(text: str, limit: int) -> str:
     return cut.rstrip() + ELLIPSIS
 
 
+_SIZE_UNITS = (
+    ("GiB", 1024**3),
+    ("GB", 1000**3),
+    ("MiB", 1024**2),
+    ("MB", 1000**2),
+    ("KiB", 1024),
+    ("kB", 1000),
+)
+
+
+def size_text(size: int) -> str:
+    """A size in bytes as a configuration writes it: ``"1 GiB"``, ``"2 MB"``, ``"1.5 GiB"``."""
+    for unit, factor in _SIZE_UNITS:
+        if size >= factor and (size * 10) % factor == 0:
+            return f"{size / factor:g} {unit}"
+    return f"{size} bytes"
+
+
 def clean_line(text: str, *, limit: int = 1000) -> str:
     """A one-line field (title, author): NFC, control chars removed, whitespace collapsed,
     capped at ``limit`` characters."""

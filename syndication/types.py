@@ -473,10 +473,20 @@ class HealthReport:
     """Time since the newest successful poll of any configured source; None when none ever
     succeeded or the store could not be read. Informational: a source that is down is the
     publisher's problem, not this process's, so it never makes the report fail."""
+    sources: int = 0
+    """Sources configured."""
+    sources_failing: int | None = None
+    """Configured sources whose last poll failed; None when the store could not be read."""
 
     @property
     def ok(self) -> bool:
         return self.store_ok and self.scheduler != "stale"
+
+    @property
+    def degraded(self) -> bool:
+        """Every configured source is failing: the process still serves what it has, but
+        nothing new comes in (often our side: network, DNS, a parser, the egress proxy)."""
+        return self.sources > 0 and self.sources_failing == self.sources
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

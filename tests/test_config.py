@@ -402,3 +402,35 @@ def test_security_none_with_a_username_is_refused_elsewhere(tmp_path: Path, host
     # Without a username there is no password to give away.
     plain = text.replace('username = "ban-tin"\n', "").replace('password_env = "SYN_SMTP"\n', "")
     assert config.load(write(tmp_path, plain), environ=environ).mail.security == "none"
+
+
+def test_parse_limits(tmp_path: Path) -> None:
+    defaults = config.load(write(tmp_path, GOOD), environ={}).fetch
+    assert (defaults.parse_timeout, defaults.parse_memory, defaults.max_content_html) == (
+        30.0,
+        1024**3,
+        2_000_000,
+    )
+    text = GOOD + '[fetch]\nparse_timeout = "2m"\nparse_memory = "512MiB"\nmax_content_html = "1MB"\n'
+    fetch = config.load(write(tmp_path, text), environ={}).fetch
+    assert (fetch.parse_timeout, fetch.parse_memory, fetch.max_content_html) == (
+        120.0,
+        512 * 1024**2,
+        1_000_000,
+    )
+    found = problems(
+        tmp_path, GOOD + '[fetch]\nparse_timeout = "2h"\nparse_memory = "64MB"\nmax_content_html = "nhiều"\n'
+    )
+    assert 'fetch.parse_timeout: must be between "1s" and "1h", got "2h"' in found
+    assert "fetch.parse_memory: must be at least 256 MiB, got 64 MB" in found
+    assert any(p.startswith("fetch.max_content_html: expected a size") for p in found)
+
+
+def test_readme_shows_every_fetch_key() -> None:
+    from dataclasses import fields
+
+    from syndication.config.settings import FetchSettings
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("[fetch]", 1)[1].split("\n[", 1)[0]
+    assert [f.name for f in fields(FetchSettings) if f"\n{f.name} = " not in example] == []

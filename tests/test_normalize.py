@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -13,13 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from syndication.ingest.normalize import (
+    MAX_DEPTH,
     absolute_url,
     decode_document,
     html_to_text,
+    limit_markup,
     nfc_markup,
     parse_date,
     sanitize_html,
     text_to_html,
+    truncate_html,
 )
 from tests.vietnamese import encode_cp1258
 
@@ -169,6 +173,85 @@ def test_sanitize_output_is_always_safe(html: str, base_url: str | None) -> None
                 assert urlsplit(value).scheme in SAFE_SCHEMES, value
                 assert "javascript:" not in value.lower()
                 assert "data:" not in value.lower()
+
+
+# ---------------------------------------------------------------- nesting and size caps
+
+_TAGS = re.compile(r"<(/?)([a-z][a-z0-9]*)[^>]*?(/?)>")
+_VOID = {"br", "img", "hr"}
+
+
+def depth(markup: str) -> int:
+    """The deepest nesting of well-formed (sanitised) markup."""
+    level = deepest = 0
+    for end, name, _ in _TAGS.findall(markup):
+        if name in _VOID:
+            continue
+        level += -1 if end else 1
+        deepest = max(deepest, level)
+    return deepest
+
+
+def nested(levels: int, inner: str = "sâu", tag: str = "div") -> str:
+    return f"<{tag}>" * levels + inner + f"</{tag}>" * levels
+
+
+def test_deep_nesting_is_capped_before_sanitising() -> None:
+    # 60,000 nested <div> took nh3 35 s; capped, they cost what their size costs.
+    bomb = sanitize_html(nested(60_000), base_url=BASE)
+    assert depth(bomb) <= MAX_DEPTH
+    assert len(bomb) < 10_000
+    assert "<" not in html_to_text(nested(60_000) + "<p>Tin mới</p>")
+    # Below libxml2's own limit (256) the text at the bottom survives, unwrapped.
+    kept = sanitize_html("<p>Mở đầu</p>" + nested(200, "<b>sâu</b><script>x()</script>"), base_url=BASE)
+    assert depth(kept) <= MAX_DEPTH
+    assert "sâu" in kept
+    assert "x()" not in kept
+    assert kept.startswith("<p>Mở đầu</p>")
+    assert "sâu" in html_to_text(nested(200))
+
+
+def test_markup_within_the_caps_is_not_touched() -> None:
+    # Deep for an article (100 levels), long (more tags than MAX_DEPTH): left as it is.
+    article = nested(100, "".join(f"<p>Đoạn {n} <a href='/x/{n}'>liên kết</a></p>" for n in range(300)))
+    assert limit_markup(article) is article
+    assert sanitize_html(article, base_url=BASE).count("<p>") == 300
+    short = "<div>" * 50
+    assert limit_markup(short) is short
+
+
+def test_too_many_elements_keep_only_their_text() -> None:
+    markup = "<p>" + "<b>x</b>" * 150_000 + "<script>alert(1)</script></p>"
+    text = limit_markup(markup)
+    assert text == "x" * 150_000
+    assert sanitize_html(markup, base_url=BASE) == "x" * 150_000
+
+
+ARTICLE = sanitize_html(
+    "".join(
+        f'<p>Đảng &amp; Nhà nước, đoạn {n}: <a href="/tin/{n}.html">liên kết</a> <b>đậm</b></p>'
+        for n in range(3000)
+    ),
+    base_url=BASE,
+)
+
+
+def test_truncate_html_cuts_at_a_safe_boundary() -> None:
+    assert truncate_html(ARTICLE, 10_000_000) is ARTICLE
+    cut = truncate_html(ARTICLE, 50_000)
+    assert 40_000 < len(cut.encode("utf-8")) <= 50_000
+    assert sanitize_html(cut, base_url=None) == cut  # well-formed: nothing left open
+    assert cut.endswith("</p>") or cut.endswith("</a>") or cut.endswith("</b>")
+    assert ARTICLE.startswith(cut.rsplit("<p>", 1)[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=len(ARTICLE.encode("utf-8")) + 10))
+def test_truncate_html_never_exceeds_its_limit(limit: int) -> None:
+    cut = truncate_html(ARTICLE, limit)
+    assert len(cut.encode("utf-8")) <= limit
+    assert sanitize_html(cut, base_url=None) == cut
+    assert not re.search(r"&[^;]*$", cut)
 
 
 # ---------------------------------------------------------------- text and URLs

@@ -62,6 +62,26 @@ def test_health_before_and_after_a_poll(tmp_path: Path, store_url: str, server: 
     assert after.ok
     assert after.last_poll_age == timedelta(minutes=7)
     assert failed_again.last_poll_age == timedelta(minutes=8)
+    assert (before.sources, before.sources_failing, before.degraded) == (2, 0, False)
+    assert (after.sources, after.sources_failing, after.degraded) == (2, 1, False)
+
+
+def test_health_is_degraded_when_every_source_fails(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    async def run() -> tuple[HealthReport, HealthReport]:
+        async with two_sources(tmp_path, store_url, server) as syn:
+            server.add("/tin.rss", b"", status=500, content_type="text/plain")
+            await syn.poll()
+            failing = await syn.health()
+            server.add("/tin.rss", rss(ITEMS))
+            await syn.poll(["tin"])
+            return failing, await syn.health()
+
+    failing, recovered = asyncio.run(run())
+    assert failing.ok  # the service itself works: it is degraded, not down
+    assert (failing.degraded, failing.sources, failing.sources_failing) == (True, 2, 2)
+    assert (recovered.degraded, recovered.sources_failing) == (False, 1)
 
 
 def test_scheduler_alive_or_stale_by_its_heartbeat(tmp_path: Path, store_url: str) -> None:

@@ -34,6 +34,13 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+def up(http: httpx.Client) -> bool:
+    try:
+        return http.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def test_serve_answers_healthz_and_metrics(tmp_path: Path, store_url: str, server: TestServer) -> None:
     server.add("/tin.rss", rss(ITEMS))
     conf = write_config(
@@ -49,14 +56,7 @@ def test_serve_answers_healthz_and_metrics(tmp_path: Path, store_url: str, serve
     )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-
-            def up() -> bool:
-                try:
-                    return http.get("/healthz").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_until(up, "the server to answer /healthz")
+            wait_until(lambda: up(http), "the server to answer /healthz")
             health = http.get("/healthz")
             assert health.headers["cache-control"] == "no-store"
             body = health.json()
@@ -95,3 +95,47 @@ def test_serve_answers_healthz_and_metrics(tmp_path: Path, store_url: str, serve
             entry = json.loads(line)
             assert {"time", "level", "logger", "message"} <= entry.keys()
     assert "Traceback" not in errors
+
+
+def test_healthz_is_degraded_while_every_source_fails(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    # Both sources answer garbage: the service still serves what it has (200), but says
+    # that nothing comes in; monitoring reads "status", load balancers keep routing to it.
+    server.add("/tin.rss", b"Bao tri", content_type="text/plain")
+    server.add("/xdd.rss", b"Bao tri", content_type="text/plain")
+    sources = "".join(
+        f'[[sources]]\nid = "{name}"\nurl = "{server.url(f"/{name}.rss")}"\n'
+        'categories = ["tin-tuc-su-kien"]\nallow_private_network = true\n'
+        for name in ("tin", "xdd")
+    )
+    conf = write_config(tmp_path, store_url, sources)
+    port = free_port()
+    command = [sys.executable, "-m", "syndication", "--config", str(conf), "serve", "--port", str(port)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            wait_until(lambda: up(http), "the server to answer /healthz")
+            fresh = http.get("/healthz").json()
+            assert (fresh["status"], fresh["sources"], fresh["sources_failing"]) == ("ok", 2, 0)
+
+            assert syndication("fetch", config=conf).returncode == 1  # every source failed
+            degraded = http.get("/healthz")
+            assert degraded.status_code == 200
+            body = degraded.json()
+            assert (body["status"], body["store"], body["sources"], body["sources_failing"]) == (
+                "degraded",
+                "ok",
+                2,
+                2,
+            )
+
+            server.add("/tin.rss", rss(ITEMS))  # one comes back: not degraded any more
+            assert syndication("fetch", config=conf).returncode == 0
+            back = http.get("/healthz")
+            assert back.status_code == 200
+            assert (back.json()["status"], back.json()["sources_failing"]) == ("ok", 1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, errors = proc.communicate(timeout=20)
+    assert proc.returncode == 0, errors

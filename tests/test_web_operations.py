@@ -82,6 +82,8 @@ def test_healthz_is_ok_with_a_working_store(serve: MakeClient) -> None:
         "scheduler": "alive",
         "scheduler_age_seconds": 30.0,
         "last_poll_age_seconds": None,
+        "sources": 0,
+        "sources_failing": 0,
         "checked": "2026-11-27T01:30:00Z",
     }
     assert client.head("/healthz").status_code == 200

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from syndication.ingest.netguard import host_problem
+from syndication.text import size_text
 from syndication.types import DigestSpec, HtmlRules, SourceSpec
 
 from .settings import (
@@ -44,6 +45,12 @@ from .values import (
     resolve_path,
 )
 
+MIN_PARSE_TIMEOUT = timedelta(seconds=1)
+MAX_PARSE_TIMEOUT = timedelta(hours=1)
+MIN_PARSE_MEMORY = 256 * 1024**2
+"""Below this a parse process has hardly room for more than the parsers themselves."""
+MIN_CONTENT_HTML = 64 * 1024
+
 
 def _fetch_settings(c: _Checker, t: Mapping[str, Any]) -> FetchSettings:
     d = FetchSettings()
@@ -61,6 +68,9 @@ def _fetch_settings(c: _Checker, t: Mapping[str, Any]) -> FetchSettings:
             "backoff_cap",
             "max_lower_bound",
             "parse_workers",
+            "parse_timeout",
+            "parse_memory",
+            "max_content_html",
         },
     )
 
@@ -73,6 +83,18 @@ def _fetch_settings(c: _Checker, t: Mapping[str, Any]) -> FetchSettings:
             return default
         return value
 
+    def at_least(name: str, default: int, low: int) -> int:
+        size = c.convert(t, p, name, parse_size, default)
+        if size < low:
+            c.problem(p + name, f"must be at least {size_text(low)}, got {size_text(size)}")
+            return default
+        return size
+
+    parse_timeout = c.convert(t, p, "parse_timeout", parse_duration, timedelta(seconds=d.parse_timeout))
+    if not MIN_PARSE_TIMEOUT <= parse_timeout <= MAX_PARSE_TIMEOUT:
+        c.problem(p + "parse_timeout", f'must be between "1s" and "1h", got "{t["parse_timeout"]}"')
+        parse_timeout = timedelta(seconds=d.parse_timeout)
+
     return FetchSettings(
         user_agent=c.get(t, p, "user_agent", str, d.user_agent) or d.user_agent,
         timeout=c.convert(t, p, "timeout", parse_duration, timedelta(seconds=d.timeout)).total_seconds(),
@@ -83,6 +105,9 @@ def _fetch_settings(c: _Checker, t: Mapping[str, Any]) -> FetchSettings:
         backoff_cap=c.convert(t, p, "backoff_cap", parse_duration, d.backoff_cap),
         max_lower_bound=c.convert(t, p, "max_lower_bound", parse_duration, d.max_lower_bound),
         parse_workers=count("parse_workers", d.parse_workers, 0, 64),
+        parse_timeout=parse_timeout.total_seconds(),
+        parse_memory=at_least("parse_memory", d.parse_memory, MIN_PARSE_MEMORY),
+        max_content_html=at_least("max_content_html", d.max_content_html, MIN_CONTENT_HTML),
     )
 
 

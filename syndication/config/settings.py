@@ -46,7 +46,14 @@ class FetchSettings:
     backoff_cap: timedelta = timedelta(hours=6)
     max_lower_bound: timedelta = timedelta(days=1)
     parse_workers: int = 0
-    """Processes that parse documents; 0 means one per CPU, 1 means parse in a thread."""
+    """Processes that parse documents; 0 means one per CPU, 1 means parse in a thread
+    (then ``parse_timeout`` and ``parse_memory`` do not apply)."""
+    parse_timeout: float = 30.0
+    """Seconds one document may take to parse; then its worker is killed and it fails."""
+    parse_memory: int = 1024**3
+    """Bytes of address space each parse process may use; more fails the document."""
+    max_content_html: int = 2_000_000
+    """Bytes of an article's sanitised HTML body that are kept; the rest is cut off."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -30,7 +30,7 @@ import random
 import secrets
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -42,7 +42,8 @@ from syndication.config import Settings
 from syndication.core import operations
 from syndication.core.digests import DigestService
 from syndication.core.feeds import FeedService
-from syndication.core.polling import Poller, make_parse_executor
+from syndication.core.parsing import ParsePool, make_parse_pool
+from syndication.core.polling import Poller
 from syndication.core.service import NODE_EXPIRY
 from syndication.core.subscriptions import SubscriptionService
 from syndication.errors import SyndicationError
@@ -98,7 +99,6 @@ class Syndication:
         clock: Clock = utc_now,
         store: Store | None = None,
         fetcher: Fetcher | None = None,
-        parse_executor: Executor | None = None,
         backlog_bytes: int = 0,
         transport_factory: Callable[[], Transport] | None = None,
         jitter: Callable[[], float] = random.random,
@@ -112,8 +112,8 @@ class Syndication:
         self.store = store if store is not None else Store(settings.storage.url)
         self._fetcher = fetcher
         self._own_fetcher = fetcher is None
-        self._parse_executor = parse_executor
-        self._own_parse_executor = parse_executor is None
+        self._parse_pool: ParsePool | None = None
+        self._parse_pool_made = False
         sqlite = settings.storage.url.startswith("sqlite")
         self._db_executor = ThreadPoolExecutor(max_workers=1 if sqlite else 4, thread_name_prefix="store")
         self._started = False
@@ -136,8 +136,8 @@ class Syndication:
     async def aclose(self) -> None:
         if self._fetcher is not None and self._own_fetcher and isinstance(self._fetcher, HttpFetcher):
             await self._fetcher.aclose()
-        if self._parse_executor is not None and self._own_parse_executor:
-            self._parse_executor.shutdown(wait=True, cancel_futures=True)
+        if self._parse_pool is not None:
+            self._parse_pool.close()
         await self._db(self.store.close)
         self._db_executor.shutdown(wait=True)
 
@@ -173,15 +173,18 @@ class Syndication:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db_executor, partial(fn, *args, **kwargs))
 
-    async def _parse(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        executor = self._parse_executor
-        if executor is None and self._own_parse_executor:
-            executor = self._parse_executor = make_parse_executor(self.settings.fetch.parse_workers)
-            self._own_parse_executor = True
-        if executor is None:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, partial(fn, *args, **kwargs))
+    async def _parse(self, fn: Callable[..., R], content: bytes, /, *, url: str, **kwargs: Any) -> R:
+        """``fn(content, url=url, ...)`` in the parse pool (created on first use), or in a
+        thread with ``parse_workers = 1`` (no time or memory limit then)."""
+        if not self._parse_pool_made:
+            f = self.settings.fetch
+            self._parse_pool = make_parse_pool(
+                f.parse_workers, timeout=f.parse_timeout, memory_limit=f.parse_memory
+            )
+            self._parse_pool_made = True
+        if self._parse_pool is None:
+            return await asyncio.to_thread(fn, content, url=url, **kwargs)
+        return await self._parse_pool.parse(fn, content, url=url, **kwargs)
 
     # --- use-cases -----------------------------------------------------------------
 

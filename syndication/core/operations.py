@@ -63,7 +63,7 @@ async def health(
     timeout: float = PING_TIMEOUT,
 ) -> HealthReport:
     """Whether the store answers and the scheduler (if this process runs one) is alive,
-    and how long ago a source was last polled successfully.
+    how long ago a source was last polled successfully, and how many are failing.
 
     ``scheduler_heartbeat`` is the time of the scheduler's last heartbeat, None when
     this process runs no scheduler. Never raises for a failing store: it is reported.
@@ -71,9 +71,10 @@ async def health(
     now = clock()
     store_ok = True
     last_success: datetime | None = None
+    failing: int | None = None
     try:
         # A store that hangs is as bad as one that refuses; the probe answers either way.
-        last_success = await asyncio.wait_for(db(_ping_and_last_success, store, source_ids), timeout)
+        last_success, failing = await asyncio.wait_for(db(_ping_and_sources, store, source_ids), timeout)
     except (StoreError, TimeoutError) as exc:
         log.warning("health check: the store failed: %s", exc or "no answer in time")
         store_ok = False
@@ -88,6 +89,8 @@ async def health(
         scheduler=scheduler,
         scheduler_age=scheduler_age,
         last_poll_age=None if last_success is None else now - last_success,
+        sources=len(source_ids),
+        sources_failing=failing,
     )
 
 
@@ -180,9 +183,11 @@ class OperationsService:
             return None
 
 
-def _ping_and_last_success(store: Store, source_ids: Sequence[str]) -> datetime | None:
+def _ping_and_sources(store: Store, source_ids: Sequence[str]) -> tuple[datetime | None, int]:
+    """The newest success among the configured sources, and how many failed their last poll."""
     store.ping()
-    return _last_success(_configured(store, source_ids))
+    states = _configured(store, source_ids)
+    return _last_success(states), sum(1 for s in states if s.error_count > 0)
 
 
 def _read_snapshot(store: Store, source_ids: Sequence[str]) -> MetricsSnapshot:

@@ -12,23 +12,18 @@ parsing is slower than fetching (``BACKLOG_BYTES``).
 ``Syndication`` holds one ``Poller`` and delegates ``poll`` to it. It is a separate
 object rather than a mixin so that what polling needs is visible in its
 constructor: the store and a runner for its calls, the fetcher, a runner for the
-parse pool, the clock, the settings and the jitter. ``Syndication`` still owns
-those resources (it creates and closes the store, the fetcher and the parse pool).
+parse pool (``core.parsing``), the clock, the settings and the jitter.
+``Syndication`` still owns those resources (it creates and closes the store, the
+fetcher and the parse pool).
 
-Must not: read the wall clock (the clock is given), or define the parse workers'
-initializer here: ``make_parse_executor`` uses ``pipeline.worker_init`` because a
-function from core would make every parse process import all of core.
+Must not: read the wall clock (the clock is given).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import multiprocessing
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -65,9 +60,15 @@ HTML_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 
 
 class ParseRunner(Protocol):
-    """Runs a parse function in the parse pool (``Syndication._parse``)."""
+    """Runs ``fn(content, url=url, **kwargs)`` in the parse pool (``Syndication._parse``).
 
-    def __call__(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Awaitable[R]: ...
+    A document that takes too long, needs too much memory or kills its worker raises
+    ``ParseError`` for ``url``, like one the parser rejects.
+    """
+
+    def __call__(
+        self, fn: Callable[..., R], content: bytes, /, *, url: str, **kwargs: Any
+    ) -> Awaitable[R]: ...
 
 
 class Poller:
@@ -238,6 +239,7 @@ class Poller:
             declared_charset=response.charset,
             tz=self._settings.site.tz,
             source_id=spec.id,
+            max_html=self._settings.fetch.max_content_html,
         )
         counts = await self._save(spec, keyed, now)
         return self._outcome(
@@ -305,6 +307,7 @@ class Poller:
                 rules=spec.html,
                 tz=self._settings.site.tz,
                 source_id=spec.id,
+                max_html=self._settings.fetch.max_content_html,
             )
         except (FetchError, ParseError) as exc:
             return _Page(url=url, error=f"{url}: {exc}")
@@ -476,19 +479,3 @@ def _hints(headers: Mapping[str, str], now: datetime) -> _Hints:
         max_age=decide.cache_max_age(headers),
         retry_after=decide.retry_after(headers.get("retry-after"), now=now),
     )
-
-
-def make_parse_executor(workers: int) -> Executor | None:
-    """A process pool for parsing, or ``None`` to parse in a thread (``parse_workers = 1``
-    or a single CPU). The pool's processes start from a forkserver that has already
-    imported the parsers, so starting one is cheap and never forks our threads."""
-    count = workers or os.cpu_count() or 1
-    if count <= 1:
-        return None
-    context = multiprocessing.get_context("forkserver")
-    # The fork server imports the parsers once; workers forked from it share those pages.
-    with contextlib.suppress(RuntimeError, ValueError):
-        context.set_forkserver_preload(list(pipeline.PARSER_MODULES))
-    # The initializer lives in the pipeline module the workers load anyway: one defined
-    # here would make every worker import all of core (the store, mail, web templates...).
-    return ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=pipeline.worker_init)

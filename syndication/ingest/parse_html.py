@@ -33,6 +33,7 @@ from syndication.ingest.normalize import (
     absolute_url,
     decode_document,
     html_to_text,
+    limit_tree,
     parse_date,
     sanitize_html,
 )
@@ -53,6 +54,11 @@ __all__ = [
 ]
 
 _El = etree._Element
+
+MAX_PAGE_ELEMENTS = 50_000
+"""A page with more elements is refused: a portal's article or listing page has a few
+thousand, and extracting an article's text (trafilatura) takes time quadratic in their
+number (24,000 took 16 s). ``fetch.parse_timeout`` bounds what is left."""
 
 # --- Rules as data ---------------------------------------------------------------------------
 
@@ -360,6 +366,11 @@ def _load(content: bytes | str, *, url: str, declared_charset: str | None) -> tu
         raise ParseError(f"not an HTML document: {exc}", url=url) from exc
     if root is None:
         raise ParseError("not an HTML document", url=url)
+    # libxml2 stops at depth 256 by itself; below that, nesting is capped at
+    # normalize.MAX_DEPTH like every fragment, and the size of the tree is capped too.
+    if int(root.xpath("count(//*)")) > MAX_PAGE_ELEMENTS:  # type: ignore[arg-type]
+        raise ParseError(f"the page has more than {MAX_PAGE_ELEMENTS} elements", url=url)
+    limit_tree(root)
     for el in list(root.iter(*_DROP_TAGS)):
         _drop(el)
     for img in root.iter("img"):

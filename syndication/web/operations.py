@@ -1,7 +1,11 @@
 """``/healthz`` and ``/metrics``: the routes that monitoring and orchestrators call.
 
 ``/healthz`` answers JSON, 200 when the process can do its work and 503 when it
-cannot, so a load balancer or ``systemd``/Kubernetes probe needs no parsing;
+cannot, so a load balancer or ``systemd``/Kubernetes probe needs no parsing. A
+degraded process (every source failing) still answers 200: it serves feeds and pages
+as well as ever, and taking it out of a load balancer (or restarting it) would only
+take those down too, since every replica sees the same sources; monitoring reads the
+``status`` field instead;
 ``/metrics`` answers the Prometheus text that ``Operations.metrics`` renders.
 Neither may be cached: each request is a fresh look.
 
@@ -34,11 +38,13 @@ def health_json(report: HealthReport) -> dict[str, object]:
     """The body of ``/healthz``: ages in seconds, null when unknown or not applicable."""
 
     return {
-        "status": "ok" if report.ok else "fail",
+        "status": "fail" if not report.ok else "degraded" if report.degraded else "ok",
         "store": "ok" if report.store_ok else "fail",
         "scheduler": report.scheduler,
         "scheduler_age_seconds": _seconds(report.scheduler_age),
         "last_poll_age_seconds": _seconds(report.last_poll_age),
+        "sources": report.sources,
+        "sources_failing": report.sources_failing,
         "checked": report.checked.isoformat().replace("+00:00", "Z"),
     }
 
