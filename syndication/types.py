@@ -175,6 +175,8 @@ class Article:
     categories: tuple[str, ...]
     duplicate_of: int | None = None
     """Set when this is the same story republished elsewhere; the canonical article's id."""
+    sources: tuple[str, ...] = ()
+    """Every source that listed it, sorted (``source_id`` among them)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -469,6 +469,10 @@ class Syndication:
     ) -> list[Article]:
         """Stored articles, newest first; ``search`` ignores diacritics and tone placement.
 
+        A story republished under another address is listed once (the first article seen),
+        except for ``source_id``: then every article that source listed is, its own copy of
+        a story another source brought first included (marked ``duplicate_of``).
+
         Raises:
             SyndicationError: an unknown category slug.
         """
@@ -482,7 +486,12 @@ class Syndication:
         if search is not None and not key:
             return []
         return await self._db(
-            self.store.list_articles, category=category, search=key, source_id=source_id, limit=limit
+            self.store.list_articles,
+            category=category,
+            search=key,
+            source_id=source_id,
+            limit=limit,
+            include_duplicates=source_id is not None,
         )
 
     # --- operations ------------------------------------------------------------------

@@ -339,12 +339,18 @@ _ARTICLE_COLUMNS = (
 def _read(connection: Connection, query: Select[Any]) -> list[Article]:
     rows = connection.execute(query).all()
     categories: dict[int, list[str]] = {}
+    listed_by: dict[int, list[str]] = {}
     for part in chunks([row.id for row in rows]):
         pairs = select(article_categories.c.article_id, article_categories.c.category).where(
             article_categories.c.article_id.in_(part)
         )
         for article_id, category in connection.execute(pairs):
             categories.setdefault(article_id, []).append(category)
+        listings = select(article_sources.c.article_id, article_sources.c.source_id).where(
+            article_sources.c.article_id.in_(part)
+        )
+        for article_id, source_id in connection.execute(listings):
+            listed_by.setdefault(article_id, []).append(source_id)
     return [
         Article(
             id=row.id,
@@ -362,6 +368,7 @@ def _read(connection: Connection, query: Select[Any]) -> list[Article]:
             source_id=row.source_id,
             categories=tuple(sorted(categories.get(row.id, ()))),
             duplicate_of=row.duplicate_of,
+            sources=tuple(sorted(listed_by.get(row.id, ()))),
         )
         for row in rows
     ]
