@@ -171,7 +171,8 @@ async def _export(settings: config.Settings, out: Path) -> list[Path]:
 @app.command()
 def status() -> None:
     """Show sources (last and next poll, last error), digests (next run, the last issue's
-    delivered and failed counts) and subscribers by status."""
+    delivered and failed counts), subscribers by status, and the processes at work (and
+    the ones lost: silent without having stopped)."""
     with _errors():
         settings = _settings()
         reports, digests, subscribers, nodes = _run(_status(settings))
@@ -204,15 +205,24 @@ def status() -> None:
         markup=False,
         highlight=False,
     )
-    if nodes:
+    running = [report.node for report in nodes if not report.lost]
+    if running:
         table = _table("Processes")
         for column in ("process", "role", "started", "last seen"):
             table.add_column(column, no_wrap=True)
-        for node in nodes:
+        for node in running:
             table.add_row(node.owner, node.role, _local(node.started, tz), _local(node.heartbeat, tz))
         out.print(table)
     else:
         out.print("Processes: none running (start one with `syndication run`)", markup=False, highlight=False)
+    for node in (report.node for report in nodes if report.lost):
+        out.print(
+            f"lost: {node.owner} ({node.role}), last seen {_local(node.heartbeat, tz)}: it stopped "
+            f"without leaving (killed, or its machine went down); forgotten a day after that",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 async def _status(settings: config.Settings) -> tuple[Any, Any, dict[str, int], Any]:

@@ -81,6 +81,16 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessReport:
+    """A process of the service as the store knows it, and whether it is still heard from."""
+
+    node: NodeInfo
+    lost: bool
+    """True when it stopped beating without leaving (``operations.node_lost``); the daily
+    clean-up forgets it ``NODE_EXPIRY`` after its last heartbeat."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SourceReport:
     """A configured source with what the store remembers of it."""
 
@@ -436,9 +446,15 @@ class Syndication:
     async def heartbeat(self, role: str, started: datetime) -> bool:
         """Record in the store that this process is alive; False (logged) when the store failed:
         a missed heartbeat is never fatal."""
+        now = self.clock()
         try:
             await self._db(
-                self.store.heartbeat, owner=self.owner, role=role, started=started, now=self.clock()
+                self.store.heartbeat,
+                owner=self.owner,
+                role=role,
+                started=started,
+                now=now,
+                forget_before=now - NODE_EXPIRY,
             )
         except SyndicationError as exc:
             log.error("could not record a heartbeat: %s", exc)  # noqa: TRY400 - our error: its message is the story
@@ -449,9 +465,15 @@ class Syndication:
         """Forget this process in the store (a clean stop)."""
         await self._db(self.store.remove_node, self.owner)
 
-    async def nodes(self) -> list[NodeInfo]:
+    async def nodes(self) -> list[ProcessReport]:
+        """The processes that reported themselves, each marked lost when it went silent."""
         await self.start()
-        return await self._db(self.store.list_nodes)
+        found = await self._db(self.store.list_nodes)
+        now, tick = self.clock(), self.settings.service.tick
+        return [
+            ProcessReport(node=node, lost=operations.node_lost(node.heartbeat, now=now, tick=tick))
+            for node in found
+        ]
 
     async def source_reports(self) -> list[SourceReport]:
         """Every configured source with its stored state (polling history)."""

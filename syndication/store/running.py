@@ -108,14 +108,26 @@ class RunningStore:
 
     # --- nodes ----------------------------------------------------------------------
 
-    def heartbeat(self, *, owner: str, role: str, started: datetime, now: datetime) -> None:
-        """Record that the process ``owner`` is alive at ``now``.
+    def heartbeat(
+        self,
+        *,
+        owner: str,
+        role: str,
+        started: datetime,
+        now: datetime,
+        forget_before: datetime | None = None,
+    ) -> None:
+        """Record that the process ``owner`` is alive at ``now``, and forget the processes
+        silent since ``forget_before`` (when given): every process keeps the list clean,
+        also where no scheduler runs the daily clean-up.
 
         Raises:
             StoreError: the database failed.
         """
         with self._db.transaction("record a heartbeat", write=True) as connection:
-            _service.heartbeat(connection, owner=owner, role=role, started=started, now=now)
+            _service.heartbeat(
+                connection, owner=owner, role=role, started=started, now=now, forget_before=forget_before
+            )
 
     def remove_node(self, owner: str) -> None:
         """Forget a process that stopped.
