@@ -152,7 +152,8 @@ def feeds_build(
     ],
 ) -> None:
     """Write every feed (every page, three formats), the OPML list and the stylesheet to DIR,
-    with the same bytes the server sends, for nginx or a CDN."""
+    with the same bytes (and dates) the server sends, for nginx or a CDN; then ping the
+    WebSub hub, if configured, for the feeds that changed."""
     with _errors():
         settings = _settings()
         written = _run(_export(settings, out_dir))
@@ -163,9 +164,11 @@ async def _export(settings: config.Settings, out: Path) -> list[Path]:
     async with Syndication(settings) as syn:
         service = await syn.feed_service()
         try:
-            return await service.export(out)
+            written = await service.export(out)
         except OSError as exc:
             raise SyndicationError(f"cannot write to {out}: {exc.strerror or exc}") from exc
+        await service.ping_pending()  # the export is what the hub will fetch
+        return written
 
 
 @app.command()

@@ -354,7 +354,9 @@ class Syndication:
             await self.start()
             fetcher = self.fetcher
             ping = fetcher.post_form if isinstance(fetcher, HttpFetcher) else None
-            self._feed_service = FeedService(self.settings, store=self.store, db=self._db, ping=ping)
+            self._feed_service = FeedService(
+                self.settings, store=self.store, db=self._db, clock=self.clock, ping=ping
+            )
         await self._feed_service.start()
         return self._feed_service
 

@@ -1,11 +1,12 @@
 """The durable store: sources and their poll state, articles, page validators,
-versions of published feeds, subscribers and their organisations, digest issues
-and the outbox of deliveries; migrations.
+versions of published feeds and the published documents' tags and dates,
+subscribers and their organisations, digest issues and the outbox of deliveries;
+migrations.
 
 ``Store`` is the one interface the rest of syndication uses. Its methods are
 split by domain into query modules (``sources``, ``pages``, ``articles``,
-``scopes``, ``subscribers``, ``deliveries``, ``monitoring``) that take a connection; ``Store``
-opens one transaction per call, holds the write lock for writes, and is the edge
+``scopes``, ``documents``, ``subscribers``, ``deliveries``, ``monitoring``) that
+take a connection; ``Store`` opens one transaction per call, holds the write lock for writes, and is the edge
 where database errors become ``StoreError`` (``engine.wrap_errors``). The schema
 lives in ``schema``; the database is created and changed only by the Alembic
 migrations in ``migrations/``.
@@ -62,13 +63,22 @@ from . import service as _service
 from . import sources as _sources
 from . import subscribers as _subscribers
 from .deliveries import NO_ORGANISATION, NewDelivery
+from .documents import DocumentTag
 from .engine import Database, display_url
 from .running import RunningStore
 from .service import Pruned
 from .subscribers import SubscriberCounts
 from .util import name_order
 
-__all__ = ["NO_ORGANISATION", "NewDelivery", "Pruned", "Store", "SubscriberCounts", "display_url"]
+__all__ = [
+    "NO_ORGANISATION",
+    "DocumentTag",
+    "NewDelivery",
+    "Pruned",
+    "Store",
+    "SubscriberCounts",
+    "display_url",
+]
 
 
 class Store(RunningStore):

@@ -1,5 +1,6 @@
 """The store's methods for the running service (``Store`` inherits them): leases on
-sources, the processes at work, the outbox's next due time, and retention.
+sources, the processes at work, the outbox's next due time, the published documents'
+dates and pings, and retention.
 
 Kept apart from ``store/__init__.py`` only to keep modules short; the same rules
 apply: one transaction per call, the write lock for writes, errors become
@@ -14,8 +15,10 @@ from datetime import datetime, timedelta
 from syndication.types import DigestIssue, NodeInfo
 
 from . import deliveries as _deliveries
+from . import documents as _documents
 from . import scopes as _scopes
 from . import service as _service
+from .documents import DocumentTag
 from .engine import Database
 from .service import Pruned
 
@@ -146,6 +149,39 @@ class RunningStore:
         """
         with self._db.transaction("list nodes") as connection:
             return _service.list_nodes(connection)
+
+    # --- published documents ------------------------------------------------------
+
+    def record_documents(self, built: Sequence[DocumentTag], *, now: datetime) -> dict[DocumentTag, datetime]:
+        """Record the entity-tags of documents just built (by any process); for each, when
+        its bytes last changed: its ``Last-Modified`` (see ``documents.record``). A changed
+        page 1 becomes due for a WebSub ping.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        if not built:
+            return {}
+        with self._db.transaction("record published documents", write=True) as connection:
+            return _documents.record(connection, built, now=now)
+
+    def pending_pings(self) -> list[DocumentTag]:
+        """The feeds (page 1, by format) changed since the WebSub hub last heard of them.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read pending pings") as connection:
+            return _documents.pending_pings(connection)
+
+    def mark_pinged(self, documents: Sequence[DocumentTag]) -> None:
+        """The hub took the pings of these documents (as tagged); a later change stays due.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("mark pings sent", write=True) as connection:
+            _documents.mark_pinged(connection, documents)
 
     # --- retention ------------------------------------------------------------------
 
