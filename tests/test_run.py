@@ -33,7 +33,7 @@ from tests.test_digest_cli import parse
 @pytest.fixture
 def server() -> Iterator[TestServer]:
     with TestServer() as srv:
-        srv.add("/tin.rss", rss(ITEMS))
+        srv.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))
         yield srv
 
 

@@ -351,20 +351,37 @@ class Store(RunningStore):
             return _scopes.changed_scopes(connection, since=since)
 
     def digest_articles(
-        self, *, categories: Sequence[str], seen_after: datetime, seen_until: datetime, limit: int
+        self,
+        *,
+        categories: Sequence[str],
+        seen_after: datetime,
+        seen_until: datetime,
+        limit: int,
+        recent_after: datetime | None = None,
+        first: bool = False,
     ) -> list[Article]:
         """Up to ``limit`` articles for a digest window, newest first (published, then id, descending).
 
         The window is of ``first_seen``, the time we learned of an article, so a
         back-dated article is never missed: ``seen_after < first_seen <= seen_until``.
         Duplicates are left out; ``categories``: articles in any of them (empty: all).
+        With ``recent_after``, a catch-up is bounded as ``digest.select.takes`` says:
+        in a ``first`` window every article, else those of a source that started after
+        ``seen_after``, must be dated (``published`` if ``dated``, else ``first_seen``)
+        after ``recent_after``.
 
         Raises:
             StoreError: the database failed.
         """
         with self._db.transaction("read articles for a digest") as connection:
             return _articles.digest_articles(
-                connection, categories=categories, seen_after=seen_after, seen_until=seen_until, limit=limit
+                connection,
+                categories=categories,
+                seen_after=seen_after,
+                seen_until=seen_until,
+                limit=limit,
+                recent_after=recent_after,
+                first=first,
             )
 
     # --- subscribers --------------------------------------------------------------
