@@ -449,7 +449,8 @@ class NodeInfo:
     owner: str
     """``host:pid``."""
     role: str
-    """``run`` (scheduler, web server and workers), ``scheduler`` (``run --no-workers``) or ``worker``."""
+    """``run`` (scheduler, web server and workers), ``scheduler`` (``run --no-workers``),
+    ``worker``, or ``web`` (``serve``)."""
     started: datetime
     heartbeat: datetime
 
