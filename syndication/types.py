@@ -175,6 +175,11 @@ class Article:
     categories: tuple[str, ...]
     duplicate_of: int | None = None
     """Set when this is the same story republished elsewhere; the canonical article's id."""
+    sources: tuple[str, ...] = ()
+    """Every source that listed it, sorted (``source_id`` among them)."""
+    dated: bool = True
+    """Whether ``published`` is the publisher's own date: one the source gave, not in the
+    future. False when the store put in ``first_seen`` instead (no date, or a future one)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,6 +206,9 @@ class SourceState:
     error_count: int = 0
     next_attempt: datetime | None = None
     article_count: int = 0
+    started: datetime | None = None
+    """When the source first brought articles (its backlog was first seen then); None
+    before that, and again after its URL changed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -410,6 +418,8 @@ class Delivery:
     next_attempt: datetime | None = None
     window_start: datetime | None = None
     window_end: datetime | None = None
+    first_window: bool = False
+    """The subscriber's first message of this digest (see ``digest.select.takes``)."""
     last_error: str | None = None
     sent_at: datetime | None = None
 
@@ -448,7 +458,8 @@ class NodeInfo:
     owner: str
     """``host:pid``."""
     role: str
-    """``run`` (scheduler, web server and workers), ``scheduler`` (``run --no-workers``) or ``worker``."""
+    """``run`` (scheduler, web server and workers), ``scheduler`` (``run --no-workers``),
+    ``worker``, or ``web`` (``serve``)."""
     started: datetime
     heartbeat: datetime
 

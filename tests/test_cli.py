@@ -107,7 +107,8 @@ allow_private_network = true
     assert found.returncode == 0, found.stderr
     articles = json.loads(found.stdout)
     assert [a["title"] for a in articles] == [ITEMS[0][1]]
-    fields = "id guid url title summary content_html author categories published updated source"
+    fields = "id guid url title summary content_html author categories published updated"
+    fields += " source sources duplicate_of"
     assert set(articles[0]) == set(fields.split())
     assert articles[0]["categories"] == ["tin-tuc-su-kien"]
     assert articles[0]["published"].endswith("Z")
@@ -219,3 +220,53 @@ def test_bundled_default_config_runs_offline(tmp_path: Path) -> None:
     assert (tmp_path / "var" / "syndication.db").is_file()
     again = syndication("fetch", config=conf, cwd=tmp_path)
     assert again.stdout.count("not modified") == 3, again.stdout
+
+
+def test_articles_of_a_source_include_what_merged_into_another_sources_article(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    """``articles --source ID`` lists everything that source carries: an article first seen
+    from another source (same identity) and its own copy of a story another source brought
+    first (a near-duplicate), which the unfiltered listing shows once."""
+    body = "".join(
+        f"<p>Đoàn giám sát số {n} của Ủy ban Kiểm tra Đảng ủy Khối làm việc với chi bộ cơ sở thứ {n}, "
+        f"xem xét việc thực hiện nghị quyết và chương trình công tác quý {n % 4 + 1} năm 2026.</p>"
+        for n in range(1, 13)
+    )
+    story = ("https://portal.example.vn/tin/7.html", "Ủy ban Kiểm tra giám sát chuyên đề", body)
+    copy = (
+        "https://baokhac.example.org/bai/99",
+        "Uỷ ban Kiểm tra giám sát chuyên đề",
+        body.replace("Ủy", "Uỷ"),
+    )
+    server.add("/goc.rss", rss([story]))
+    server.add("/lai.rss", rss([story]))  # the same article (same guid) from a second source
+    server.add("/sao.rss", rss([copy]))  # the story copied under another address
+    sources = "".join(
+        f'[[sources]]\nid = "{id}"\nurl = "{server.url(f"/{id}.rss")}"\n'
+        'categories = ["tin-tuc-su-kien"]\nallow_private_network = true\n'
+        for id in ("goc", "lai", "sao")
+    )
+    conf = write_config(tmp_path, store_url, sources)
+    for id in ("goc", "lai", "sao"):  # in this order: goc is first seen
+        assert syndication("fetch", "--source", id, config=conf).returncode == 0
+
+    def listed(*args: str) -> list[dict[str, object]]:
+        result = syndication("articles", *args, "--format", "json", config=conf)
+        assert result.returncode == 0, result.stderr
+        found: list[dict[str, object]] = json.loads(result.stdout)
+        return found
+
+    carried = listed("--source", "sao")
+    assert [a["url"] for a in carried] == [copy[0]]
+    (shown,) = listed()  # the story once
+    assert (shown["url"], shown["source"], shown["sources"]) == (story[0], "goc", ["goc", "lai"])
+    assert shown["duplicate_of"] is None
+    assert [a["id"] for a in listed("--source", "goc")] == [shown["id"]]
+    assert [a["id"] for a in listed("--source", "lai")] == [shown["id"]]
+    (own,) = carried
+    assert (own["source"], own["sources"]) == ("sao", ["sao"])
+    assert own["duplicate_of"] == shown["id"]
+
+    table = syndication("articles", "--source", "sao", config=conf)
+    assert f"(duplicate of {shown['id']})" in table.stdout, table.stdout

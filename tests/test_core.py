@@ -32,8 +32,10 @@ class Clock:
         return self.now
 
 
-def rss(items: list[tuple[str, str, str]], *, ttl: int | None = None) -> bytes:
-    """A small RSS 2.0 document: (guid, title, body) per item."""
+def rss(items: list[tuple[str, str, str]], *, ttl: int | None = None, start: datetime = START) -> bytes:
+    """A small RSS 2.0 document: (guid, title, body) per item, published ``start`` and an
+    hour earlier for each next item. (A test that runs the CLI, on the wall clock, and sends
+    digests passes a recent ``start``: a digest bounds what a new install brings.)"""
     parts = [
         '<?xml version="1.0" encoding="utf-8"?>',
         '<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>',
@@ -42,7 +44,7 @@ def rss(items: list[tuple[str, str, str]], *, ttl: int | None = None) -> bytes:
     if ttl is not None:
         parts.append(f"<ttl>{ttl}</ttl>")
     for n, (guid, title, body) in enumerate(items):
-        date = format_datetime(START - timedelta(hours=n))
+        date = format_datetime(start - timedelta(hours=n))
         parts.append(
             f"<item><guid>{guid}</guid><title>{title}</title><link>{guid}</link>"
             f"<description>{title}</description>"

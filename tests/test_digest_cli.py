@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import email
 import email.policy
+import email.utils
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,7 +97,7 @@ def parse(data: bytes) -> EmailMessage:
 def test_directory_digest_and_report(
     tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
 ) -> None:
-    server.add("/tin.rss", rss(ITEMS))
+    server.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))
     conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
 
     bad = tmp_path / "bad.csv"
@@ -185,7 +187,7 @@ def test_directory_digest_and_report(
 def test_killed_sender_resumes_without_losing_or_repeating(
     tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
 ) -> None:
-    server.add("/tin.rss", rss(ITEMS))
+    server.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))
     conf = write_config(
         tmp_path, store_url, server.url("/tin.rss"), smtp, extra_mail='rate = 150\nlease = "1s"\npool = 2'
     )
@@ -500,3 +502,89 @@ def test_the_report_shows_superseded_deliveries_apart_from_failed_ones(
     assert [row[-4:] for row in rows] == [["1", "0", "0", "1"], ["1", "1", "0", "0"], ["2", "1", "0", "1"]]
     assert rows[-1][0] == "(tổng"  # "(tổng cộng)": every branch together, adding up to the 4 deliveries
     assert "superseded" in table.stdout.splitlines()[1]
+
+
+def _item(slug: str, title: str, published: datetime) -> str:
+    return (
+        f"<item><title>{title}</title><link>https://portal.example.vn/{slug}.html</link>"
+        f"<guid>https://portal.example.vn/{slug}.html</guid>"
+        f"<pubDate>{email.utils.format_datetime(published)}</pubDate><description>{title}.</description></item>"
+    )
+
+
+def _outbox(folder: Path, seen: set[Path]) -> list[EmailMessage]:
+    """The messages written into the Maildir since ``seen`` (which it extends)."""
+    new = sorted(set((folder / "new").iterdir()) - seen)
+    seen.update(new)
+    return [parse(path.read_bytes()) for path in new]
+
+
+def test_the_bundled_sites_first_digests_carry_no_backlog(tmp_path: Path) -> None:
+    """On the bundled configuration, a new install has weeks of sample articles: the first
+    daily carries only what was published in the day before it, and so does a source added
+    later to the running site."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    conf = tmp_path / "config" / "syndication.toml"
+    sample = tmp_path / "config" / "sample" / "tin-tuc-su-kien.rss"
+    now = datetime.now(UTC)
+    fresh = "Hội nghị giao ban công tác Đảng sáng nay"
+    sample.write_text(
+        sample.read_text(encoding="utf-8").replace(
+            "<item>", _item("giao-ban", fresh, now - timedelta(hours=2)) + "<item>", 1
+        ),
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        result = syndication(*args, config=conf, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    run("fetch")
+    stored = {a["title"] for a in json.loads(run("articles", "--limit", "1000", "--format", "json").stdout)}
+    backlog = stored - {fresh}
+    assert len(backlog) >= 15  # three weeks of sample articles
+    run("subscribers", "import", str(ROOT / "subscribers" / "branches.csv"))
+    run("digest", "send", "daily")
+    outbox, seen = tmp_path / "var" / "outbox", set[Path]()
+    first = _outbox(outbox, seen)
+    # Each daily reader of "Tin tức - Sự kiện" (or of everything) gets the one fresh article.
+    assert sorted(m["To"].addresses[0].addr_spec for m in first) == [
+        "bithu.vanphong@example.org",
+        "bithu@sotaichinh.example",
+        "phobithu.vanphong@example.org",
+        "tuyengiao@example.com",
+        "vanphong@sotaichinh.example",
+    ]
+    for message in first:
+        text = message.get_body(("plain",)).get_content()
+        assert fresh in text
+        assert [title for title in backlog if title in text] == []
+        assert message["Subject"].endswith(": 1 tin mới")
+
+    # The running site gets a new source, with its own three weeks behind it.
+    added = tmp_path / "config" / "sample" / "nguon-moi.rss"
+    newest = "Đảng uỷ Khối sơ kết công tác kiểm tra giám sát"
+    items = [_item("nguon-moi-0", newest, now - timedelta(hours=1))]
+    items += [
+        _item(f"nguon-moi-{n}", f"Tin cũ của nguồn mới số {n:02d}", now - timedelta(days=n))
+        for n in range(2, 22)
+    ]
+    added.write_text(
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>Nguồn mới</title>'
+        f"<link>https://portal.example.vn/</link>{''.join(items)}</channel></rss>",
+        encoding="utf-8",
+    )
+    with conf.open("a", encoding="utf-8") as file:
+        file.write('\n[[sources]]\nid = "nguon-moi"\nurl = "file:sample/nguon-moi.rss"\n')
+        file.write('categories = ["xay-dung-dang"]\n')
+    run("fetch")
+    run("digest", "send", "daily")
+    second = _outbox(outbox, seen)
+    assert second
+    for message in second:
+        text = message.get_body(("plain",)).get_content()
+        assert newest in text
+        assert "Tin cũ của nguồn mới" not in text
+        assert fresh not in text  # in the first digest: not again
+        assert message["Subject"].endswith(": 1 tin mới")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syndication.digest.select import content, content_key, window
+from syndication.digest.select import content, content_key, reference_date, takes, window
 from syndication.types import Article, DigestContent, DigestSpec
 
 NOW = datetime(2026, 11, 27, 0, 0, tzinfo=UTC)
@@ -337,3 +337,77 @@ def test_selection_rules_hold_for_every_input(
         for a in section.articles:
             first = min((c for c in a.categories if c in wanted), key=order.index)
             assert section.category == first
+
+
+HOUR = timedelta(hours=1)
+WEEK = timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("case", "seen", "published", "dated", "first", "started", "taken"),
+    [
+        # An ordinary window: what we first saw in it, whatever its date.
+        ("found in the window", NOW - HOUR, NOW - HOUR, True, False, None, True),
+        ("found late, dated last week", NOW - HOUR, NOW - WEEK, True, False, NOW - 30 * DAY, True),
+        ("found before the window", NOW - DAY - HOUR, NOW - DAY - HOUR, True, False, None, False),
+        ("found after the window's end", NOW + HOUR, NOW, True, False, None, False),
+        # A first digest: published within the period before the end.
+        ("first: published today", NOW - HOUR, NOW - 2 * HOUR, True, True, None, True),
+        ("first: published a week ago", NOW - HOUR, NOW - WEEK, True, True, None, False),
+        ("first: published exactly a period ago", NOW - HOUR, NOW - DAY, True, True, None, False),
+        ("first: no trustworthy date, seen today", NOW - HOUR, NOW - HOUR, False, True, None, True),
+        ("first: published yesterday evening", NOW - HOUR, NOW - DAY + HOUR, True, True, None, True),
+        # A source that started inside the window: its backlog is bounded the same way.
+        ("new source: backlog", NOW - HOUR, NOW - 3 * WEEK, True, False, NOW - HOUR, False),
+        ("new source: recent", NOW - HOUR, NOW - 3 * HOUR, True, False, NOW - HOUR, True),
+        ("new source: undated", NOW - HOUR, NOW - HOUR, False, False, NOW - HOUR, True),
+        ("source started at the window's start", NOW - HOUR, NOW - WEEK, True, False, NOW - DAY, True),
+        ("source started before the window", NOW - HOUR, NOW - WEEK, True, False, NOW - 2 * DAY, True),
+    ],
+)
+def test_what_a_window_takes(
+    case: str,
+    seen: datetime,
+    published: datetime,
+    dated: bool,
+    first: bool,
+    started: datetime | None,
+    taken: bool,
+) -> None:
+    made = article(1, seen=seen, published=published, dated=dated)
+    assert takes(made, start=NOW - DAY, end=NOW, period=DAY, first=first, source_started=started) is taken, (
+        case
+    )
+    # content() applies the same rule.
+    chosen = content(
+        digest=DAILY,
+        categories=(),
+        articles=[made],
+        category_titles=CATEGORIES,
+        start=NOW - DAY,
+        end=NOW,
+        first=first,
+        sources_started={"nguon": started},
+    )
+    assert (chosen.count == 1) is taken, case
+
+
+def test_the_reference_date_is_the_publishers_only_when_trustworthy() -> None:
+    dated = article(1, seen=NOW, published=NOW - WEEK)
+    assert reference_date(dated) == NOW - WEEK
+    assert reference_date(replace(dated, dated=False)) == NOW
+
+
+def test_a_weekly_first_digest_reaches_back_a_week() -> None:
+    weekly = replace(DAILY, name="weekly", period=WEEK)
+    made = [article(n, seen=NOW - HOUR, published=NOW - n * DAY - HOUR) for n in range(1, 10)]
+    chosen = content(
+        digest=weekly,
+        categories=(),
+        articles=made,
+        category_titles=CATEGORIES,
+        start=NOW - WEEK,
+        end=NOW,
+        first=True,
+    )
+    assert sorted(a.id for s in chosen.sections for a in s.articles) == [1, 2, 3, 4, 5, 6]

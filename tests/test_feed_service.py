@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import feedparser
@@ -13,8 +15,7 @@ import pytest
 
 from syndication import config
 from syndication.core import Syndication
-from syndication.core.feeds import EMPTY_FEED_DATE
-from syndication.store import Store
+from syndication.store import DocumentTag, Store
 from tests.httpserver import Reply, TestServer
 from tests.test_core import ITEMS, START, Clock, rss, settings_for, source
 
@@ -51,7 +52,7 @@ def test_feeds_follow_the_store(tmp_path: Path, store_url: str, server: TestServ
             assert names == ["all", "tin", "xdd", "source-tin"]
             empty = service.cached("all", "rss", 1)
             assert empty is not None
-            assert empty.last_modified == EMPTY_FEED_DATE
+            assert empty.last_modified == START  # when it was first built, not a date of its articles
             assert feedparser.parse(empty.body).entries == []
 
             await syn.poll()  # a local poll rebuilds at once
@@ -176,3 +177,74 @@ def test_store_stays_the_same_when_nothing_changed(tmp_path: Path, store_url: st
     assert store.content_version() == 0
     assert store.changed_scopes(since=0) == (0, frozenset())
     store.close()
+
+
+def test_last_modified_is_when_the_bytes_changed_in_any_process(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    """Last-Modified follows the bytes, not the articles' dates: a back-dated article moves
+    it, a rebuild to the same bytes does not, and another process (or a restart) answers
+    the same date. Two changes within one second are a second apart."""
+    server.add("/tin.rss", rss(ITEMS[:1]))
+    settings = settings_for(tmp_path, store_url, source("tin", server.url("/tin.rss")))
+    clock = Clock(START + timedelta(microseconds=250_000))
+
+    async def run() -> None:
+        async with Syndication(settings, clock=clock) as syn:
+            service = await syn.feed_service()
+            await syn.poll()
+            first = service.cached("all", "atom", 1)
+            assert first is not None
+            assert first.last_modified == START + timedelta(seconds=1)  # in the second of the build
+
+            clock.now += timedelta(hours=2)
+            late = rss(ITEMS).replace(
+                format_datetime(START - timedelta(hours=1)).encode(),
+                format_datetime(START - timedelta(days=7)).encode(),
+            )
+            server.add("/tin.rss", late)
+            await syn.poll()
+            second = service.cached("all", "atom", 1)
+            assert second is not None
+            assert second.etag != first.etag
+            assert second.last_modified == START + timedelta(hours=2)
+            assert service.cached("xdd", "atom", 1).last_modified == START  # type: ignore[union-attr]
+
+            clock.now += timedelta(hours=1)  # another process builds the same bytes later
+            async with Syndication(settings, clock=clock) as other:
+                again = (await other.feed_service()).cached("all", "atom", 1)
+                assert again is not None
+                assert (again.etag, again.last_modified) == (second.etag, second.last_modified)
+                exported = await (await other.feed_service()).export(tmp_path / "site")
+            by_name = {path.name: path for path in exported}
+            assert by_name["all.atom"].stat().st_mtime == second.last_modified.timestamp()
+            assert by_name["feeds.opml"].stat().st_mtime == START.timestamp()
+
+    asyncio.run(run())
+
+
+def test_store_dates_documents_and_keeps_pings_due_until_taken(store_url: str) -> None:
+    with Store(store_url) as store:
+        store.upgrade()
+        page1 = DocumentTag(name="all", format="rss", page=1, etag='"a"')
+        page2 = DocumentTag(name="all", format="rss", page=2, etag='"b"')
+        first = store.record_documents([page1, page2], now=START)
+        assert first == {page1: START, page2: START}
+        assert store.pending_pings() == []  # never published before: nobody to tell
+
+        later = START + timedelta(minutes=5, microseconds=10)
+        changed1, changed2 = replace(page1, etag='"c"'), replace(page2, etag='"d"')
+        dates = store.record_documents([changed1, changed2], now=later)
+        assert dates == {changed1: START + timedelta(minutes=5), changed2: START + timedelta(minutes=5)}
+        assert store.pending_pings() == [changed1]  # only page 1 is a WebSub topic
+        # A clock set back: the date still moves forward, by a second.
+        third = replace(page1, etag='"e"')
+        assert store.record_documents([third], now=START) == {third: START + timedelta(minutes=5, seconds=1)}
+        # A ping of the previous bytes does not clear the newer change.
+        store.mark_pinged([changed1])
+        assert store.pending_pings() == [third]
+        store.mark_pinged([third])
+        assert store.pending_pings() == []
+        assert store.record_documents([third], now=later + timedelta(hours=1)) == {
+            third: START + timedelta(minutes=5, seconds=1)
+        }

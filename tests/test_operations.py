@@ -264,3 +264,41 @@ def test_a_failure_is_not_reused() -> None:
 
     assert asyncio.run(run()) == "okok"
     assert outcomes == []
+
+
+@pytest.mark.parametrize(
+    ("silent", "tick", "lost"),
+    [
+        (timedelta(0), timedelta(seconds=5), False),
+        (HEARTBEAT_MAX_AGE, timedelta(seconds=5), False),  # at the limit: still heard from
+        (HEARTBEAT_MAX_AGE + timedelta(seconds=1), timedelta(seconds=5), True),
+        (timedelta(minutes=10), timedelta(seconds=5), True),
+        # A slow tick: three missed beats, not the two minutes, make it lost.
+        (timedelta(minutes=5), timedelta(minutes=2), False),
+        (timedelta(minutes=6, seconds=1), timedelta(minutes=2), True),
+        (-timedelta(minutes=1), timedelta(seconds=5), False),  # a clock behind another machine's
+    ],
+)
+def test_a_process_is_lost_when_its_heartbeats_stop(silent: timedelta, tick: timedelta, lost: bool) -> None:
+    assert operations.node_lost(START - silent, now=START, tick=tick) is lost
+
+
+def test_nodes_report_the_lost_ones_and_a_heartbeat_forgets_them_after_a_day(
+    tmp_path: Path, store_url: str
+) -> None:
+    settings = settings_for(tmp_path, store_url, "")
+    clock = Clock(START)
+
+    async def run() -> tuple[list[tuple[str, bool]], list[str]]:
+        async with Syndication(settings, clock=clock) as syn:
+            await syn.start()
+            syn.store.heartbeat(owner="may-2:7", role="worker", started=START, now=START - timedelta(hours=3))
+            syn.store.heartbeat(owner="may-3:9", role="worker", started=START, now=START - timedelta(days=2))
+            reported = [(r.node.owner, r.lost) for r in await syn.nodes()]
+            await syn.heartbeat("run", START)
+            return reported, [r.node.owner for r in await syn.nodes()]
+
+    reported, after = asyncio.run(run())
+    assert sorted(reported) == [("may-2:7", True), ("may-3:9", True)]
+    assert "may-3:9" not in after
+    assert "may-2:7" in after

@@ -15,7 +15,9 @@ import time
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -31,7 +33,7 @@ from tests.test_digest_cli import parse
 @pytest.fixture
 def server() -> Iterator[TestServer]:
     with TestServer() as srv:
-        srv.add("/tin.rss", rss(ITEMS))
+        srv.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))
         yield srv
 
 
@@ -379,3 +381,62 @@ def test_scheduler_and_web_without_workers_then_a_worker_does_the_polling(
     finally:
         codes = [stop(p) for p in (worker, front) if p is not None]
     assert codes == [0, 0]
+
+
+def test_status_tells_a_process_that_died_from_one_at_work(
+    tmp_path: Path, server: TestServer, smtp: SmtpServer
+) -> None:
+    """A worker killed with SIGKILL cannot take itself off the list: ``status`` must not
+    call it running once its heartbeats stop, while a live one stays listed as running;
+    a day later it is forgotten."""
+    store_url = f"sqlite:///{tmp_path / 'syndication.db'}"
+    conf = write_config(tmp_path, store_url, server, smtp, schedule="0 7 * * *")
+    doomed = start(conf, "worker", log=tmp_path / "doomed.log")
+    alive = start(conf, "worker", log=tmp_path / "alive.log")
+    now = datetime.now(UTC)
+
+    def owners() -> set[str]:
+        try:
+            return {str(owner) for (owner,) in query(store_url, "SELECT owner FROM nodes")}
+        except Exception:  # the table is not there before the first start
+            return set()
+
+    def age_every_heartbeat(ago: timedelta, live: str) -> None:
+        # Time passes for the store; only a live process beats again.
+        stamp = (now - ago).strftime("%Y-%m-%d %H:%M:%S.%f")
+        engine = create_engine(store_url)
+        try:
+            with engine.begin() as db:
+                db.execute(text("UPDATE nodes SET heartbeat = :when"), {"when": stamp})
+        finally:
+            engine.dispose()
+        beaten = f"SELECT heartbeat > '{stamp}' FROM nodes WHERE owner = '{live}'"
+        wait_for("a new heartbeat", lambda: query(store_url, beaten) == [(1,)], seconds=30, proc=alive)
+
+    try:
+        wait_for("both workers", lambda: len(owners()) == 2, seconds=30, proc=alive)
+        (dead,) = [o for o in owners() if o.split(":")[-2] == str(doomed.pid)]
+        (live,) = [o for o in owners() if o.split(":")[-2] == str(alive.pid)]
+        doomed.kill()
+        doomed.wait(timeout=10)
+
+        age_every_heartbeat(timedelta(minutes=10), live)
+        status = syndication("status", config=conf)
+        assert status.returncode == 0, status.stderr
+        processes = status.stdout[status.stdout.index("Processes") :]
+        assert [line for line in processes.splitlines() if live in line], status.stdout
+        table = "\n".join(line for line in processes.splitlines() if not line.startswith("lost"))
+        assert dead not in table, status.stdout
+        (lost,) = [line for line in status.stdout.splitlines() if dead in line]
+        seen = (now - timedelta(minutes=10)).astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+        assert lost.startswith(f"lost: {dead} (worker), last seen {seen:%d/%m/%Y %H:%M}"), status.stdout
+
+        # A day later it is forgotten, by any process's heartbeat (no scheduler runs here).
+        age_every_heartbeat(timedelta(days=1, minutes=10), live)
+        assert dead not in syndication("status", config=conf).stdout
+        assert owners() == {live}
+    finally:
+        codes = [stop(alive)]
+        if doomed.poll() is None:
+            doomed.kill()
+    assert codes == [0]

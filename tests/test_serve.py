@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
+import email.utils
 import gzip
 import json
 import re
@@ -12,7 +14,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,9 +24,10 @@ import feedparser
 import httpx
 import pytest
 
-from tests.httpserver import TestServer
+from syndication.core.feeds import FORMATS
+from tests.httpserver import Reply, TestServer
 from tests.test_cli import syndication, write_config
-from tests.test_core import ITEMS, rss
+from tests.test_core import ITEMS, START, rss
 
 XSS = [
     (
@@ -255,3 +260,134 @@ schedule = "0 7 * * *"
         proc.send_signal(signal.SIGINT)
         _, errors = proc.communicate(timeout=20)
     assert proc.returncode == 0, errors
+
+
+@contextlib.contextmanager
+def serving(conf: Path) -> Iterator[httpx.Client]:
+    """``syndication serve`` on a free port until the block ends (then stopped with SIGINT)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syndication", "--config", str(conf), "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+
+            def up() -> bool:
+                try:
+                    return http.get("/healthz").status_code == 200
+                except httpx.TransportError:
+                    return proc.poll() is not None  # exited: stop waiting, the check below fails
+
+            wait_until(up, "the server to answer")
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            yield http
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, errors = proc.communicate(timeout=20)
+    assert proc.returncode == 0, errors
+    assert "Traceback" not in errors
+
+
+def one_source(tmp_path: Path, store_url: str, server: TestServer, extra: str = "") -> Path:
+    return write_config(
+        tmp_path,
+        store_url,
+        f'[feeds]\nrefresh = "1s"\n{extra}[[sources]]\nid = "tin"\nurl = "{server.url("/tin.rss")}"\n'
+        'categories = ["tin-tuc-su-kien"]\nallow_private_network = true\n',
+    )
+
+
+BACK_DATED = (
+    "https://portal.example.vn/tin/cu.html",
+    "Bài đăng muộn: hội nghị tuần trước",
+    "<p>Cổng đăng muộn, ngày của bài là tuần trước.</p>",
+)
+
+
+def test_last_modified_moves_when_a_back_dated_article_joins_page_1(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    """A reader that sends only If-Modified-Since (the Last-Modified it was given) must get
+    the feed again when an article dated last week joins it: Last-Modified is when the
+    document changed, not the newest article date. It stays put across a restart, and
+    ``feeds build`` dates its files with it."""
+    server.add("/tin.rss", rss(ITEMS))
+    conf = one_source(tmp_path, store_url, server)
+    assert syndication("fetch", config=conf).returncode == 0
+    with serving(conf) as http:
+        first = http.get("/feeds/all.atom")
+        assert first.status_code == 200
+        since = first.headers["last-modified"]
+        assert http.get("/feeds/all.atom", headers={"If-Modified-Since": since}).status_code == 304
+
+        # The source adds an article dated a week before the newest one.
+        body = rss([*ITEMS, BACK_DATED]).decode()
+        newest = email.utils.format_datetime(START - timedelta(hours=len(ITEMS)))
+        server.add(
+            "/tin.rss", body.replace(newest, email.utils.format_datetime(START - timedelta(days=7))).encode()
+        )
+        assert syndication("fetch", config=conf).returncode == 0
+        wait_until(
+            lambda: http.get("/feeds/all.atom").headers["etag"] != first.headers["etag"], "the rebuild"
+        )
+
+        again = http.get("/feeds/all.atom", headers={"If-Modified-Since": since})
+        assert again.status_code == 200
+        assert BACK_DATED[1] in again.text
+        changed = again.headers["last-modified"]
+        assert email.utils.parsedate_to_datetime(changed) > email.utils.parsedate_to_datetime(since)
+        # Unchanged since then: 304 as before.
+        assert http.get("/feeds/all.atom", headers={"If-Modified-Since": changed}).status_code == 304
+        assert (
+            http.get("/feeds/all.atom", headers={"If-None-Match": again.headers["etag"]}).status_code == 304
+        )
+
+    with serving(conf) as http:  # a restart moves nothing
+        after = http.get("/feeds/all.atom")
+        assert (after.headers["etag"], after.headers["last-modified"]) == (again.headers["etag"], changed)
+
+    built = syndication("feeds", "build", "--out", str(tmp_path / "site"), config=conf)
+    assert built.returncode == 0, built.stderr
+    written = (tmp_path / "site" / "feeds" / "all.atom").stat().st_mtime
+    assert written == email.utils.parsedate_to_datetime(changed).timestamp()
+
+
+def test_websub_hub_hears_of_changes_made_while_no_server_ran(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    """`fetch` from cron while `serve` is down changes feeds nobody announces: the next
+    start pings the hub for them; a ping the hub refused is sent again."""
+    pings: list[str] = []
+    hub_status = [204]
+
+    def hub(request: object) -> Reply:
+        form = urllib.parse.parse_qs(getattr(request, "body", b"").decode())
+        if hub_status[0] < 300:
+            pings.extend(form["hub.url"])
+        return Reply(status=hub_status[0])
+
+    server.handler("/hub", hub)
+    server.add("/tin.rss", rss(ITEMS[:1]))
+    conf = one_source(tmp_path, store_url, server, f'[websub]\nhub = "{server.url("/hub")}"\n')
+    feeds = "https://syn.example.vn/feeds/"
+    changed = {f"{feeds}{name}.{fmt}" for name in ("all", "tin-tuc-su-kien", "source-tin") for fmt in FORMATS}
+    with serving(conf):
+        assert syndication("fetch", config=conf).returncode == 0
+        wait_until(lambda: set(pings) == changed, "the pings of a change seen while serving")
+    pings.clear()
+
+    server.add("/tin.rss", rss(ITEMS))  # a new article, fetched while nothing serves
+    assert syndication("fetch", config=conf).returncode == 0
+    hub_status[0] = 503  # and the hub is down at the next start
+    server.clear_requests()
+    with serving(conf):
+        wait_until(lambda: server.hits("/hub") >= 1, "a ping at start")
+    assert pings == []
+
+    hub_status[0] = 204
+    with serving(conf):
+        wait_until(lambda: set(pings) == changed, "the pings the hub refused, sent again")
+    assert sorted(pings) == sorted(changed)  # once each

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy.exc import StatementError
 
 from syndication import text
+from syndication.digest.select import takes
 from syndication.errors import StoreError
 from syndication.store import Store
 from syndication.types import Article, ArticleData, ArticleKeys, KeyedArticle, SaveCounts, SourceSpec
@@ -403,3 +404,116 @@ def test_saving_the_same_batch_twice_is_idempotent(
     )
     assert second == SaveCounts(unchanged=identities)
     assert everything(store) == before
+
+
+def test_digest_articles_bound_a_catch_up_as_the_digest_policy_says(store: Store) -> None:
+    """The store's query is the SQL form of ``digest.select.takes``: on a grid of windows
+    (first or not) over articles of an old source and of one that started inside the
+    window, with and without dates of their own, both agree."""
+    day = timedelta(days=1)
+    add_sources(store, "cu", "moi", "doi-dia-chi")
+    # "cu" started two days ago; "moi" started an hour ago with three weeks behind it.
+    store.save_articles(
+        source_id="cu",
+        categories=["thoi-su"],
+        articles=[keyed("Tin cũ đầu tiên", url="https://cu.vn/0", published=NOW - 3 * day)],
+        now=NOW - 2 * day,
+    )
+    batches = {
+        "cu": [
+            keyed("Tin cũ đăng muộn", url="https://cu.vn/1", published=NOW - 5 * day),
+            keyed("Tin cũ không ngày", url="https://cu.vn/2"),
+            keyed("Tin cũ sáng nay", url="https://cu.vn/3", published=NOW - 3 * timedelta(hours=1)),
+        ],
+        "moi": [
+            *(
+                keyed(f"Tin mới số {n}", url=f"https://moi.vn/{n}", published=NOW - n * day)
+                for n in range(1, 21)
+            ),
+            keyed("Tin mới không ngày", url="https://moi.vn/x"),
+            keyed("Tin mới ngày tương lai", url="https://moi.vn/t", published=None),  # the poller drops it
+            keyed("Tin mới sáng nay", url="https://moi.vn/0", published=NOW - timedelta(hours=2)),
+        ],
+    }
+    for source_id, items in batches.items():
+        store.save_articles(
+            source_id=source_id, categories=["thoi-su"], articles=items, now=NOW - timedelta(hours=1)
+        )
+    started = {id: state.started for id, state in store.source_states().items()}
+    assert started["cu"] == NOW - 2 * day
+    assert started["moi"] == NOW - timedelta(hours=1)
+    assert started["doi-dia-chi"] is None
+    stored = {a.title: a for a in everything(store)}
+    assert not stored["Tin mới không ngày"].dated
+    assert stored["Tin mới không ngày"].published == NOW - timedelta(hours=1)  # first seen
+    assert stored["Tin mới số 3"].dated
+
+    for start in (NOW - 3 * day, NOW - day, NOW - timedelta(minutes=90), NOW - timedelta(minutes=30)):
+        for first in (False, True):
+            for period in (day, 7 * day):
+                found = store.digest_articles(
+                    categories=[],
+                    seen_after=start,
+                    seen_until=NOW,
+                    limit=1000,
+                    recent_after=NOW - period,
+                    first=first,
+                )
+                expected = {
+                    a.title
+                    for a in stored.values()
+                    if takes(
+                        a,
+                        start=start,
+                        end=NOW,
+                        period=period,
+                        first=first,
+                        source_started=started[a.source_id],
+                    )
+                }
+                assert {a.title for a in found} == expected, (start, first, period)
+    # For instance: a day's first digest holds today's articles of both sources, and the
+    # ones without a date of their own.
+    first_daily = store.digest_articles(
+        categories=[], seen_after=NOW - day, seen_until=NOW, limit=1000, recent_after=NOW - day, first=True
+    )
+    assert {a.title for a in first_daily} == {
+        "Tin cũ không ngày",
+        "Tin cũ sáng nay",
+        "Tin mới không ngày",
+        "Tin mới ngày tương lai",
+        "Tin mới sáng nay",
+    }
+
+    # A source given a new address starts again.
+    store.sync_sources(
+        [
+            SourceSpec(
+                id="cu", url="https://cu.vn/rss-moi", kind="feed", categories=(), interval=timedelta(hours=1)
+            )
+        ]
+    )
+    assert store.source_states(["cu"])["cu"].started is None
+    store.save_articles(
+        source_id="cu", categories=["thoi-su"], articles=[keyed("Tin cũ", url="https://cu.vn/9")], now=NOW
+    )
+    assert store.source_states(["cu"])["cu"].started == NOW
+
+
+def test_a_date_given_later_makes_an_undated_article_dated(store: Store) -> None:
+    add_sources(store, "a")
+    store.save_articles(source_id="a", categories=[], articles=[keyed("Tin", url="https://a.vn/1")], now=NOW)
+    (undated,) = everything(store)
+    assert (undated.dated, undated.published) == (False, NOW)
+    # An update without a date keeps what was there; one with a date sets it.
+    store.save_articles(
+        source_id="a",
+        categories=[],
+        articles=[keyed("Tin (sửa)", url="https://a.vn/1")],
+        now=NOW + timedelta(hours=1),
+    )
+    assert everything(store)[0].dated is False
+    dated = keyed("Tin (sửa)", url="https://a.vn/1", published=NOW - timedelta(hours=5))
+    store.save_articles(source_id="a", categories=[], articles=[dated], now=NOW + timedelta(hours=2))
+    (article,) = everything(store)
+    assert (article.dated, article.published) == (True, NOW - timedelta(hours=5))

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.pool import NullPool
 
 from syndication.errors import StoreError
-from syndication.store import NO_ORGANISATION, Store, migrate
+from syndication.store import NO_ORGANISATION, DocumentTag, Store, migrate
 from syndication.store.migrate import MIGRATIONS, head_revisions
 from syndication.store.schema import article_categories, article_sources, articles, metadata
 from syndication.types import ArticleData, ArticleKeys, KeyedArticle, SourceSpec
@@ -123,13 +123,33 @@ def test_upgrade_0001_to_0002_keeps_data_and_marks_every_feed_changed(store_url:
                 )
         finally:
             engine.dispose()
-        before = store.list_articles(include_duplicates=True)
+        # Read as 0001 has them (the store's queries know the newest columns only).
+        shown = (
+            "id",
+            "identity",
+            "url",
+            "title",
+            "published",
+            "updated",
+            "first_seen",
+            "source_id",
+            "duplicate_of",
+        )
+        engine = raw_engine(store_url)
+        try:
+            with engine.connect() as connection:
+                query = sqlalchemy.select(*(articles.c[name] for name in shown)).order_by(articles.c.id)
+                before = [tuple(row) for row in connection.execute(query)]
+        finally:
+            engine.dispose()
         assert len(before) == 4
 
         assert store.needs_upgrade()
         store.upgrade()  # through 0002 to the newest revision
         assert store.revision() in head_revisions()
-        assert store.list_articles(include_duplicates=True) == before
+        after = sorted(store.list_articles(include_duplicates=True), key=lambda a: a.id)
+        assert [tuple(getattr(a, name) for name in shown) for a in after] == before
+        assert {a.id: a.categories for a in after} == {1: ("x", "y"), 2: ("y",), 3: ("z",), 4: ("x",)}
         # Version 1 for every feed with an article to show; sources b and d list only duplicates.
         assert store.content_version() == 1
         assert store.changed_scopes(since=0) == (
@@ -157,7 +177,7 @@ def test_upgrade_0001_to_0002_keeps_data_and_marks_every_feed_changed(store_url:
         )
 
 
-def test_upgrade_0005_to_0011_keeps_sources_and_adds_no_warning(store_url: str) -> None:
+def test_upgrade_0005_to_0009_keeps_sources_and_adds_no_warning(store_url: str) -> None:
     with Store(store_url) as store:
         with store._db.schema_transaction("upgrade to 0005") as connection:
             migrate.upgrade(connection, "0005")
@@ -359,3 +379,74 @@ def test_upgrade_0005_to_0007_gives_superseded_deliveries_their_own_status(store
         assert {"ix_deliveries_status_id", "ix_deliveries_subscriber_id"} <= indexes
     finally:
         engine.dispose()
+
+
+def test_upgrade_0005_to_0008_keeps_data_and_infers_dates_and_starts(store_url: str) -> None:
+    seen = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+    rows = [
+        # (id, source, published, first_seen): article 2 had no date of its own (0005 put in first_seen).
+        (1, "a", seen - timedelta(days=3), seen),
+        (2, "a", seen + timedelta(hours=1), seen + timedelta(hours=1)),
+        (3, "b", seen - timedelta(hours=2), seen + timedelta(days=2)),
+    ]
+    with Store(store_url) as store:
+        with store._db.schema_transaction("upgrade to 0005") as connection:
+            migrate.upgrade(connection, "0005")
+        store.sync_sources([source(s) for s in "abc"])
+        engine = raw_engine(store_url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    sqlalchemy.insert(articles),
+                    [
+                        {
+                            "id": id,
+                            "identity": f"url:https://a.vn/{id}",
+                            "url": f"https://a.vn/{id}",
+                            "title": f"Tin {id}",
+                            "title_key": f"tin {id}",
+                            "published": published,
+                            "updated": published,
+                            "first_seen": first_seen,
+                            "source_id": source_id,
+                            "content_hash": str(id),
+                        }
+                        for id, source_id, published, first_seen in rows
+                    ],
+                )
+                connection.execute(
+                    sqlalchemy.insert(article_sources),
+                    [{"article_id": id, "source_id": s} for id, s, _, _ in rows],
+                )
+                connection.execute(
+                    sqlalchemy.text(
+                        "INSERT INTO digest_issues (id, digest, scheduled_for, created, planned) "
+                        "VALUES (1, 'daily', :t, :t, :t)"
+                    ),
+                    {"t": seen},
+                )
+                connection.execute(
+                    sqlalchemy.text(
+                        "INSERT INTO deliveries (issue_id, address, status, message_id, attempts, "
+                        "window_start, window_end, created, updated) "
+                        "VALUES (1, 'a@example.org', 'sent', '<1@x>', 1, :s, :t, :t, :t)"
+                    ),
+                    {"s": seen - timedelta(days=1), "t": seen},
+                )
+        finally:
+            engine.dispose()
+
+        store.upgrade()
+        assert store.revision() in head_revisions()
+        stored = {a.id: a for a in store.list_articles(include_duplicates=True)}
+        assert {id: a.dated for id, a in stored.items()} == {1: True, 2: False, 3: True}
+        assert {id: (a.published, a.first_seen) for id, a in stored.items()} == {
+            id: (published, first_seen) for id, _, published, first_seen in rows
+        }
+        started = {id: state.started for id, state in store.source_states().items()}
+        assert started == {"a": seen, "b": seen + timedelta(days=2), "c": None}
+        (delivery,) = store.get_deliveries(1)
+        assert (delivery.first_window, delivery.window_end) == (False, seen)
+        # The new table works.
+        tag = DocumentTag(name="all", format="rss", page=1, etag='"x"')
+        assert store.record_documents([tag], now=seen) == {tag: seen}

@@ -152,7 +152,8 @@ def feeds_build(
     ],
 ) -> None:
     """Write every feed (every page, three formats), the OPML list and the stylesheet to DIR,
-    with the same bytes the server sends, for nginx or a CDN."""
+    with the same bytes (and dates) the server sends, for nginx or a CDN; then ping the
+    WebSub hub, if configured, for the feeds that changed."""
     with _errors():
         settings = _settings()
         written = _run(_export(settings, out_dir))
@@ -163,15 +164,18 @@ async def _export(settings: config.Settings, out: Path) -> list[Path]:
     async with Syndication(settings) as syn:
         service = await syn.feed_service()
         try:
-            return await service.export(out)
+            written = await service.export(out)
         except OSError as exc:
             raise SyndicationError(f"cannot write to {out}: {exc.strerror or exc}") from exc
+        await service.ping_pending()  # the export is what the hub will fetch
+        return written
 
 
 @app.command()
 def status() -> None:
     """Show sources (last and next poll, last error), digests (next run, the last issue's
-    delivered and failed counts) and subscribers by status."""
+    delivered and failed counts), subscribers by status, and the processes at work (and
+    the ones lost: silent without having stopped)."""
     with _errors():
         settings = _settings()
         reports, digests, subscribers, nodes = _run(_status(settings))
@@ -204,15 +208,24 @@ def status() -> None:
         markup=False,
         highlight=False,
     )
-    if nodes:
+    running = [report.node for report in nodes if not report.lost]
+    if running:
         table = _table("Processes")
         for column in ("process", "role", "started", "last seen"):
             table.add_column(column, no_wrap=True)
-        for node in nodes:
+        for node in running:
             table.add_row(node.owner, node.role, _local(node.started, tz), _local(node.heartbeat, tz))
         out.print(table)
     else:
         out.print("Processes: none running (start one with `syndication run`)", markup=False, highlight=False)
+    for node in (report.node for report in nodes if report.lost):
+        out.print(
+            f"lost: {node.owner} ({node.role}), last seen {_local(node.heartbeat, tz)}: it stopped "
+            f"without leaving (killed, or its machine went down); forgotten a day after that",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 async def _status(settings: config.Settings) -> tuple[Any, Any, dict[str, int], Any]:

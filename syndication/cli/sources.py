@@ -153,7 +153,13 @@ def articles(
         ),
     ] = None,
     source: Annotated[
-        str | None, typer.Option("--source", metavar="ID", help="Only articles from this source.")
+        str | None,
+        typer.Option(
+            "--source",
+            metavar="ID",
+            help="Only what this source carries (also articles first seen elsewhere, and its own "
+            "copies of stories another source brought first).",
+        ),
     ] = None,
     limit: Annotated[
         int, typer.Option("--limit", "-n", metavar="N", min=1, max=10000, help="At most this many.")
@@ -202,4 +208,6 @@ def article_json(a: Article) -> dict[str, Any]:
         "published": _iso(a.published),
         "updated": _iso(a.updated),
         "source": a.source_id,
+        "sources": list(a.sources),
+        "duplicate_of": a.duplicate_of,
     }

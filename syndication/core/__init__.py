@@ -82,6 +82,16 @@ def utc_now() -> datetime:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ProcessReport:
+    """A process of the service as the store knows it, and whether it is still heard from."""
+
+    node: NodeInfo
+    lost: bool
+    """True when it stopped beating without leaving (``operations.node_lost``); the daily
+    clean-up forgets it ``NODE_EXPIRY`` after its last heartbeat."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SourceReport:
     """A configured source with what the store remembers of it."""
 
@@ -348,7 +358,9 @@ class Syndication:
             await self.start()
             fetcher = self.fetcher
             ping = fetcher.post_form if isinstance(fetcher, HttpFetcher) else None
-            self._feed_service = FeedService(self.settings, store=self.store, db=self._db, ping=ping)
+            self._feed_service = FeedService(
+                self.settings, store=self.store, db=self._db, clock=self.clock, ping=ping
+            )
         await self._feed_service.start()
         return self._feed_service
 
@@ -440,9 +452,15 @@ class Syndication:
     async def heartbeat(self, role: str, started: datetime) -> bool:
         """Record in the store that this process is alive; False (logged) when the store failed:
         a missed heartbeat is never fatal."""
+        now = self.clock()
         try:
             await self._db(
-                self.store.heartbeat, owner=self.owner, role=role, started=started, now=self.clock()
+                self.store.heartbeat,
+                owner=self.owner,
+                role=role,
+                started=started,
+                now=now,
+                forget_before=now - NODE_EXPIRY,
             )
         except SyndicationError as exc:
             log.error("could not record a heartbeat: %s", exc)  # noqa: TRY400 - our error: its message is the story
@@ -479,9 +497,15 @@ class Syndication:
             with contextlib.suppress(SyndicationError):
                 await self.leave()
 
-    async def nodes(self) -> list[NodeInfo]:
+    async def nodes(self) -> list[ProcessReport]:
+        """The processes that reported themselves, each marked lost when it went silent."""
         await self.start()
-        return await self._db(self.store.list_nodes)
+        found = await self._db(self.store.list_nodes)
+        now, tick = self.clock(), self.settings.service.tick
+        return [
+            ProcessReport(node=node, lost=operations.node_lost(node.heartbeat, now=now, tick=tick))
+            for node in found
+        ]
 
     async def source_reports(self) -> list[SourceReport]:
         """Every configured source with its stored state (polling history)."""
@@ -499,6 +523,10 @@ class Syndication:
     ) -> list[Article]:
         """Stored articles, newest first; ``search`` ignores diacritics and tone placement.
 
+        A story republished under another address is listed once (the first article seen),
+        except for ``source_id``: then every article that source listed is, its own copy of
+        a story another source brought first included (marked ``duplicate_of``).
+
         Raises:
             SyndicationError: an unknown category slug.
         """
@@ -512,7 +540,12 @@ class Syndication:
         if search is not None and not key:
             return []
         return await self._db(
-            self.store.list_articles, category=category, search=key, source_id=source_id, limit=limit
+            self.store.list_articles,
+            category=category,
+            search=key,
+            source_id=source_id,
+            limit=limit,
+            include_duplicates=source_id is not None,
         )
 
     # --- operations ------------------------------------------------------------------

@@ -178,19 +178,25 @@ class DigestService:
     async def content_for(self, spec: DigestSpec, subscriber: Subscriber, *, now: datetime) -> DigestContent:
         """What ``subscriber`` would receive if the digest ran at ``now``."""
         windows = await self._db(self._store.last_windows, spec.name, [subscriber.id])
-        start, end = select.window(last_end=windows.get(subscriber.id), now=now, period=spec.period)
-        return await self._content(spec, subscriber.categories, start, end)
+        last_end = windows.get(subscriber.id)
+        start, end = select.window(last_end=last_end, now=now, period=spec.period)
+        return await self._content(spec, subscriber.categories, start, end, first=last_end is None)
 
     async def _content(
-        self, spec: DigestSpec, categories: Sequence[str], start: datetime, end: datetime
+        self, spec: DigestSpec, categories: Sequence[str], start: datetime, end: datetime, *, first: bool
     ) -> DigestContent:
+        """The content of one window; ``first``: the subscriber's first digest (see
+        ``select.takes``: the store query and the re-check apply the same rule)."""
         articles = await self._db(
             self._store.digest_articles,
             categories=list(categories),
             seen_after=start,
             seen_until=end,
             limit=spec.max_items * 4,
+            recent_after=end - spec.period,
+            first=first,
         )
+        states = await self._db(self._store.source_states, sorted({a.source_id for a in articles}))
         return select.content(
             digest=spec,
             categories=categories,
@@ -198,6 +204,8 @@ class DigestService:
             category_titles=self._category_titles,
             start=start,
             end=end,
+            first=first,
+            sources_started={id: state.started for id, state in states.items()},
         )
 
     async def plan(self, name: str, *, scheduled_for: datetime | None = None, dry_run: bool = False) -> Plan:
@@ -234,16 +242,20 @@ class DigestService:
                 )
         subscribers = await self._db(self._store.list_subscribers, status="active", digest=name)
         windows = await self._db(self._store.last_windows, name, [s.id for s in subscribers])
-        contents: dict[tuple[tuple[str, ...], datetime], DigestContent] = {}
+        contents: dict[tuple[tuple[str, ...], datetime, bool], DigestContent] = {}
         items: list[NewDelivery] = []
         nothing_new = 0
         preview: tuple[Subscriber, DigestContent] | None = None
         for subscriber in subscribers:
-            start, end = select.window(last_end=windows.get(subscriber.id), now=when, period=spec.period)
-            key = (tuple(sorted(subscriber.categories)), start)
+            last_end = windows.get(subscriber.id)
+            first = last_end is None
+            start, end = select.window(last_end=last_end, now=when, period=spec.period)
+            key = (tuple(sorted(subscriber.categories)), start, first)
             content = contents.get(key)
             if content is None:
-                content = contents[key] = await self._content(spec, subscriber.categories, start, end)
+                content = contents[key] = await self._content(
+                    spec, subscriber.categories, start, end, first=first
+                )
             if content.count == 0 and spec.skip_empty:
                 nothing_new += 1
                 continue
@@ -257,6 +269,7 @@ class DigestService:
                     message_id=message_id(issue.id if issue else 0, subscriber.address, self._domain),
                     window_start=start,
                     window_end=end,
+                    first_window=first,
                 )
             )
         added = 0
@@ -278,7 +291,7 @@ class DigestService:
                 [d.subscriber_id for d in batch if d.subscriber_id is not None],
             )
         }
-        rendered: dict[tuple[tuple[str, ...], datetime | None, datetime | None], Rendered | str] = {}
+        rendered: dict[tuple[tuple[str, ...], datetime | None, datetime | None, bool], Rendered | str] = {}
         outgoing: list[Outgoing] = []
         for delivery in batch:
             subscriber = (
@@ -294,7 +307,12 @@ class DigestService:
             except AddressError as exc:
                 outgoing.append(Outgoing(delivery, problem=f"not sent: unusable address ({exc.reason})"))
                 continue
-            key = (tuple(sorted(subscriber.categories)), delivery.window_start, delivery.window_end)
+            key = (
+                tuple(sorted(subscriber.categories)),
+                delivery.window_start,
+                delivery.window_end,
+                delivery.first_window,
+            )
             if key not in rendered:
                 rendered[key] = await self._render(spec, issue, subscriber, delivery)
             content = rendered[key]
@@ -319,7 +337,11 @@ class DigestService:
         (a bug: logged), why its messages are not sent."""
         assert delivery.window_start is not None
         content = await self._content(
-            spec, subscriber.categories, delivery.window_start, delivery.window_end or issue.scheduled_for
+            spec,
+            subscriber.categories,
+            delivery.window_start,
+            delivery.window_end or issue.scheduled_for,
+            first=delivery.first_window,
         )
         content_key = select.content_key(content)
         try:

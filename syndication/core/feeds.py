@@ -7,27 +7,37 @@ a request for an unchanged feed does no database work. Older pages are built on
 first request and kept until their feed changes. Changes made by other processes
 (``syndication fetch`` beside ``syndication serve``) are noticed by ``watch``,
 which asks the store one cheap question every ``feeds.refresh``.
+
+Every document built is recorded in the store with its entity-tag: its
+``Last-Modified`` is when its bytes last changed, the same in every process and
+across restarts (not the newest article date, which a late or back-dated article
+does not move). A page 1 whose bytes changed is due for a WebSub ping until the
+hub takes it; whichever process with the hub configured builds feeds next sends
+the pings due, so changes made while no server ran are announced at the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from syndication.config import Settings
-from syndication.errors import SyndicationError
+from syndication.errors import FetchError, SyndicationError
 from syndication.feeds import render as feed_render
-from syndication.store import Store
+from syndication.store import DocumentTag, Store
 from syndication.types import (
     Article,
     Channel,
+    Clock,
     FeedDocument,
     FeedFormat,
     FeedPage,
@@ -40,6 +50,10 @@ R = TypeVar("R")
 FORMATS: tuple[FeedFormat, ...] = ("rss", "atom", "json")
 EMPTY_FEED_DATE = datetime(2000, 1, 1, tzinfo=UTC)
 """``updated`` of a feed with no articles: a constant, so its bytes (and ETag) are stable."""
+PING_RETRY = timedelta(minutes=5)
+"""How long after a WebSub ping failed ``watch`` sends the pings still due again."""
+OPML_NAME, OPML_FORMAT = "feeds", "opml"
+"""How the OPML list is named among the published documents."""
 
 
 class DbRunner(Protocol):
@@ -92,11 +106,16 @@ def feed_specs(settings: Settings) -> list[FeedSpec]:
 class FeedService:
     """Built feed documents for the web app and the static export."""
 
-    def __init__(self, settings: Settings, *, store: Store, db: DbRunner, ping: Ping | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, store: Store, db: DbRunner, clock: Clock, ping: Ping | None = None
+    ) -> None:
         self._settings = settings
         self._store = store
         self._db = db
+        self._clock = clock
         self._ping = ping
+        self._ping_again: datetime | None = None
+        """When ``watch`` sends the pings still due after a failure; None when none failed."""
         self._channel = channel_of(settings)
         self._specs = feed_specs(settings)
         self._by_name = {spec.name: spec for spec in self._specs}
@@ -129,7 +148,7 @@ class FeedService:
         data = await self._page(spec, page)
         if data is None:
             return None
-        built = await asyncio.to_thread(self._render_all, data)
+        built = await self._dated(await asyncio.to_thread(self._render_all, data))
         for doc in built:
             self._cache[(name, doc.format, page)] = doc
         return self._cache.get((name, fmt, page))
@@ -153,6 +172,7 @@ class FeedService:
                 return
             version = await self._db(self._store.content_version)
             await self._rebuild([spec.name for spec in self._specs])
+            (self._opml,) = await self._dated([self._opml])
             self._version = version
 
     async def refresh(self) -> list[str]:
@@ -167,17 +187,25 @@ class FeedService:
                 await self._rebuild(names)
                 log.info("rebuilt feeds %s (store version %d)", ", ".join(names), version)
             self._version = version
-        if names and self._ping is not None and self._channel.websub_hub:
-            await self._ping_hub(self._ping, self._channel.websub_hub, names)
+        if names:
+            await self.ping_pending()
         return names
 
     async def watch(self) -> None:
-        """Refresh every ``feeds.refresh`` until cancelled; a failure is logged, not fatal."""
+        """Send the WebSub pings still due (changes made while no server ran), then refresh
+        every ``feeds.refresh`` until cancelled, sending pings that failed again after
+        ``PING_RETRY``; a failure is logged, not fatal."""
         interval = self._settings.feeds.refresh.total_seconds()
+        try:
+            await self.ping_pending()
+        except SyndicationError as exc:
+            log.warning("could not read the pings due: %s", exc)
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.refresh()
+                if self._ping_again is not None and self._clock() >= self._ping_again:
+                    await self.ping_pending()
             except SyndicationError as exc:
                 log.warning("could not refresh feeds: %s", exc)
 
@@ -196,14 +224,24 @@ class FeedService:
 
     async def _rebuild(self, names: Sequence[str]) -> None:
         pages = [await self._page(self._by_name[name], 1) for name in names]
-        built = await asyncio.to_thread(lambda: [self._render_all(p) for p in pages if p is not None])
+        rendered = await asyncio.to_thread(lambda: [self._render_all(p) for p in pages if p is not None])
+        built = await self._dated([doc for docs in rendered for doc in docs])
         changed = set(names)
         # Older pages of a changed feed shift: drop them, they are rebuilt on request.
         for key in [k for k in self._cache if k[0] in changed]:
             del self._cache[key]
-        for docs in built:
-            for doc in docs:
-                self._cache[(doc.name, doc.format, doc.page)] = doc
+        for doc in built:
+            self._cache[(doc.name, doc.format, doc.page)] = doc
+
+    async def _dated(self, documents: Sequence[FeedDocument]) -> list[FeedDocument]:
+        """``documents`` recorded in the store, each with ``last_modified`` set to when its
+        bytes last changed (as any process saw it first)."""
+        tags = [_tag(doc) for doc in documents]
+        dates = await self._db(self._store.record_documents, tags, now=self._clock())
+        return [
+            dataclasses.replace(doc, last_modified=dates[tag])
+            for doc, tag in zip(documents, tags, strict=True)
+        ]
 
     async def _page(self, spec: FeedSpec, page: int) -> FeedPage | None:
         items = self._settings.feeds.items
@@ -234,14 +272,37 @@ class FeedService:
     def _render_all(self, page: FeedPage) -> list[FeedDocument]:
         return [feed_render.render(fmt, self._channel, page) for fmt in FORMATS]
 
-    async def _ping_hub(self, ping: Ping, hub: str, names: Sequence[str]) -> None:
-        for name in names:
-            for fmt in FORMATS:
-                topic = feed_render.feed_url(self._channel, name, fmt)
-                try:
-                    await ping(hub, {"hub.mode": "publish", "hub.url": topic})
-                except SyndicationError as exc:
-                    log.warning("WebSub hub %s did not take the ping for %s: %s", hub, topic, exc)
+    async def ping_pending(self) -> int:
+        """Tell the WebSub hub of every feed changed since it last heard (in any process,
+        also while no server ran); how many pings it took. Without a hub, does nothing.
+
+        A ping the hub refuses stays due; when the hub cannot be reached (or answers 5xx)
+        the rest wait too, and ``watch`` tries again after ``PING_RETRY``.
+        """
+        hub = self._channel.websub_hub
+        if self._ping is None or not hub:
+            return 0
+        due = await self._db(self._store.pending_pings)
+        taken: list[DocumentTag] = []
+        failed = False
+        for document in due:
+            if document.name not in self._by_name or document.format not in FORMATS:
+                taken.append(document)  # no longer published: nobody to tell
+                continue
+            topic = feed_render.feed_url(self._channel, document.name, document.format)
+            try:
+                await self._ping(hub, {"hub.mode": "publish", "hub.url": topic})
+            except SyndicationError as exc:
+                log.warning("WebSub hub %s did not take the ping for %s: %s", hub, topic, exc)
+                failed = True
+                if not isinstance(exc, FetchError) or exc.status is None or exc.status >= 500:
+                    break  # the hub is down: the others wait for the next try
+                continue
+            taken.append(document)
+        if taken:
+            await self._db(self._store.mark_pinged, taken)
+        self._ping_again = self._clock() + PING_RETRY if failed else None
+        return sum(1 for document in taken if document.name in self._by_name)
 
     # --- static export ------------------------------------------------------------------
 
@@ -258,21 +319,35 @@ class FeedService:
                 data = await self._page(spec, page)
                 if data is None:
                     break
-                for doc in await asyncio.to_thread(self._render_all, data):
+                for doc in await self._dated(await asyncio.to_thread(self._render_all, data)):
                     suffix = "" if page == 1 else f"?page={page}"
                     path = folder / f"{spec.name}.{_EXTENSIONS[doc.format]}{suffix}"
-                    path.write_bytes(doc.body)
+                    _write(path, doc.body, doc.last_modified)
                     written.append(path)
                 if page >= data.last_page:
                     break
                 page += 1
-        for path, body in ((out / "feeds.opml", self._opml.body), (folder / "feed.xsl", self._stylesheet)):
-            path.write_bytes(body)
-            written.append(path)
+        _write(out / "feeds.opml", self._opml.body, self._opml.last_modified)
+        (folder / "feed.xsl").write_bytes(self._stylesheet)
+        written += [out / "feeds.opml", folder / "feed.xsl"]
         return written
 
 
 _EXTENSIONS: dict[FeedFormat, str] = {"rss": "rss", "atom": "atom", "json": "json"}
+
+
+def _write(path: Path, body: bytes, modified: datetime) -> None:
+    """Write a document; its file's mtime is its ``Last-Modified``, so a web server that
+    serves the folder (nginx) sends the date ``serve`` sends."""
+    path.write_bytes(body)
+    stamp = modified.timestamp()
+    os.utime(path, (stamp, stamp))
+
+
+def _tag(document: FeedDocument) -> DocumentTag:
+    if document.content_type.startswith("text/x-opml"):  # not a feed: named apart
+        return DocumentTag(name=OPML_NAME, format=OPML_FORMAT, page=1, etag=document.etag)
+    return DocumentTag(name=document.name, format=document.format, page=document.page, etag=document.etag)
 
 
 def _opml_document(body: bytes) -> FeedDocument:

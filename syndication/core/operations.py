@@ -38,6 +38,7 @@ __all__ = [
     "Shared",
     "health",
     "metrics_snapshot",
+    "node_lost",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,16 @@ SNAPSHOT_MAX_AGE = 5.0
 """Seconds the store's totals behind the gauges of ``/metrics`` are reused."""
 
 T = TypeVar("T")
+
+
+def node_lost(heartbeat: datetime, *, now: datetime, tick: timedelta) -> bool:
+    """Whether a process whose last heartbeat was at ``heartbeat`` has stopped without
+    saying so (killed, its machine lost): silent for longer than ``HEARTBEAT_MAX_AGE``,
+    or three ``service.tick`` (a process beats every tick) when that is longer.
+
+    Pure: ``now`` is an argument.
+    """
+    return now - heartbeat > max(HEARTBEAT_MAX_AGE, 3 * tick)
 
 
 async def health(

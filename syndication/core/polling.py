@@ -463,11 +463,14 @@ FUTURE_SKEW = timedelta(minutes=10)
 
 
 def _not_in_future(keyed: KeyedArticle, now: datetime) -> KeyedArticle:
-    """Dates in the future become ``now``, so a mis-dated article cannot stay on top of
-    every feed and digest; the content hash is the parser's, so this stays stable."""
+    """Dates in the future are not trusted, so a mis-dated article cannot stay on top of
+    every feed and digest: a future ``updated`` becomes ``now``, a future ``published`` is
+    dropped, so the store dates the article by when it first saw it (``now``) and marks it
+    undated (``Article.dated``), or keeps the date it had. The content hash is the
+    parser's, so this stays stable."""
     data = keyed.data
     late = now + FUTURE_SKEW
-    published = now if data.published is not None and data.published > late else data.published
+    published = None if data.published is not None and data.published > late else data.published
     updated = now if data.updated is not None and data.updated > late else data.updated
     if (published, updated) == (data.published, data.updated):
         return keyed

@@ -6,10 +6,17 @@ in what order and under which heading:
 
 - The window is ``(start, end]`` over ``Article.first_seen``: the time *we* first saw an
   article, not the date its publisher printed, so a story published (or back-dated)
-  before the last digest but found after it still reaches everyone once.
+  before the last digest but found after it still reaches everyone once, and only once.
 - It starts where the subscriber's previous *delivered* digest ended, so a subscriber
   whose deliveries failed for a week gets that week, not "since the last run". A new
   subscriber's first digest reaches back one digest period, never the whole archive.
+- A catch-up is bounded by publication date (``takes``): in a subscriber's first digest,
+  and for a source that started (brought its first articles) inside the window — every
+  source of a new install, a source added to the configuration or given a new address —
+  only articles dated within one ``period`` before the window's end go in, not the weeks
+  of archive a source lists when it is first polled. The date is the publisher's when it
+  is trustworthy (``Article.dated``: the source gave one, and it is not in the future;
+  an old date is still a date), else the time we first saw the article.
 - Articles are newest first, grouped by category in the configured order; an article in
   several of the subscriber's categories appears once, under the first of them.
 
@@ -26,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 
 from syndication.types import Article, DigestContent, DigestSection, DigestSpec
 
-__all__ = ["content", "content_key", "window"]
+__all__ = ["content", "content_key", "reference_date", "takes", "window"]
 
 
 def _require_aware(name: str, moment: datetime) -> None:
@@ -54,6 +61,36 @@ def window(*, last_end: datetime | None, now: datetime, period: timedelta) -> tu
     return min(last_end, now), now
 
 
+def reference_date(article: Article) -> datetime:
+    """The date a catch-up is bounded by: the publisher's date when it is trustworthy
+    (``Article.dated``), else when we first saw the article."""
+    return article.published if article.dated else article.first_seen
+
+
+def takes(
+    article: Article,
+    *,
+    start: datetime,
+    end: datetime,
+    period: timedelta,
+    first: bool,
+    source_started: datetime | None,
+) -> bool:
+    """Whether ``article`` belongs in a digest window ``(start, end]``.
+
+    It must have been first seen in the window. When the window is a subscriber's
+    ``first``, or the article's source started inside it (``source_started`` after
+    ``start``: its first articles are a backlog), it must also be dated (see
+    ``reference_date``) after ``end - period``. A source not known to have started
+    (``None``) is not bounded.
+    """
+    if not start < article.first_seen <= end:
+        return False
+    if first or (source_started is not None and source_started > start):
+        return reference_date(article) > end - period
+    return True
+
+
 def _newest_first(article: Article) -> tuple[datetime, int]:
     # The store's own order (``published`` then ``id``, both descending), total and stable.
     return article.published, article.id
@@ -67,14 +104,17 @@ def content(
     category_titles: Mapping[str, str],
     start: datetime,
     end: datetime,
+    first: bool = False,
+    sources_started: Mapping[str, datetime | None] | None = None,
 ) -> DigestContent:
     """The digest one subscriber following ``categories`` receives for the window ``(start, end]``.
 
     ``category_titles`` is every configured category (slug -> title) in configured order;
     an empty ``categories`` means all of them, and a followed slug that is no longer
     configured is ignored. ``articles`` should already be the window's articles; they are
-    filtered again here (window by ``first_seen``, categories, republished duplicates,
-    repeated ids) so a wider query can never leak into a digest. At most
+    filtered again here (``takes``, with ``first`` and each source's start from
+    ``sources_started``; categories, republished duplicates, repeated ids) so a wider
+    query can never leak into a digest. At most
     ``digest.max_items`` articles are kept, the newest overall; sections without articles
     are left out, so a window with nothing new gives no sections at all.
 
@@ -87,11 +127,19 @@ def content(
     order = [slug for slug in category_titles if not followed or slug in followed]
     rank = {slug: index for index, slug in enumerate(order)}
 
+    started = sources_started or {}
     chosen: dict[int, tuple[Article, str]] = {}
     for article in articles:
         if article.id in chosen or article.duplicate_of is not None:
             continue
-        if not start < article.first_seen <= end:
+        if not takes(
+            article,
+            start=start,
+            end=end,
+            period=digest.period,
+            first=first,
+            source_started=started.get(article.source_id),
+        ):
             continue
         ranks = [rank[slug] for slug in article.categories if slug in rank]
         if ranks:

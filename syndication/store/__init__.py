@@ -1,11 +1,12 @@
 """The durable store: sources and their poll state, articles, page validators,
-versions of published feeds, subscribers and their organisations, digest issues
-and the outbox of deliveries; migrations.
+versions of published feeds and the published documents' tags and dates,
+subscribers and their organisations, digest issues and the outbox of deliveries;
+migrations.
 
 ``Store`` is the one interface the rest of syndication uses. Its methods are
 split by domain into query modules (``sources``, ``pages``, ``articles``,
-``scopes``, ``subscribers``, ``deliveries``, ``monitoring``) that take a connection; ``Store``
-opens one transaction per call, holds the write lock for writes, and is the edge
+``scopes``, ``documents``, ``subscribers``, ``deliveries``, ``monitoring``) that
+take a connection; ``Store`` opens one transaction per call, holds the write lock for writes, and is the edge
 where database errors become ``StoreError`` (``engine.wrap_errors``). The schema
 lives in ``schema``; the database is created and changed only by the Alembic
 migrations in ``migrations/``.
@@ -62,13 +63,23 @@ from . import service as _service
 from . import sources as _sources
 from . import subscribers as _subscribers
 from .deliveries import NO_ORGANISATION, Claim, NewDelivery
+from .documents import DocumentTag
 from .engine import Database, display_url
 from .running import RunningStore
 from .service import Pruned
 from .subscribers import SubscriberCounts
 from .util import name_order
 
-__all__ = ["NO_ORGANISATION", "Claim", "NewDelivery", "Pruned", "Store", "SubscriberCounts", "display_url"]
+__all__ = [
+    "NO_ORGANISATION",
+    "Claim",
+    "DocumentTag",
+    "NewDelivery",
+    "Pruned",
+    "Store",
+    "SubscriberCounts",
+    "display_url",
+]
 
 
 class Store(RunningStore):
@@ -341,20 +352,37 @@ class Store(RunningStore):
             return _scopes.changed_scopes(connection, since=since)
 
     def digest_articles(
-        self, *, categories: Sequence[str], seen_after: datetime, seen_until: datetime, limit: int
+        self,
+        *,
+        categories: Sequence[str],
+        seen_after: datetime,
+        seen_until: datetime,
+        limit: int,
+        recent_after: datetime | None = None,
+        first: bool = False,
     ) -> list[Article]:
         """Up to ``limit`` articles for a digest window, newest first (published, then id, descending).
 
         The window is of ``first_seen``, the time we learned of an article, so a
         back-dated article is never missed: ``seen_after < first_seen <= seen_until``.
         Duplicates are left out; ``categories``: articles in any of them (empty: all).
+        With ``recent_after``, a catch-up is bounded as ``digest.select.takes`` says:
+        in a ``first`` window every article, else those of a source that started after
+        ``seen_after``, must be dated (``published`` if ``dated``, else ``first_seen``)
+        after ``recent_after``.
 
         Raises:
             StoreError: the database failed.
         """
         with self._db.transaction("read articles for a digest") as connection:
             return _articles.digest_articles(
-                connection, categories=categories, seen_after=seen_after, seen_until=seen_until, limit=limit
+                connection,
+                categories=categories,
+                seen_after=seen_after,
+                seen_until=seen_until,
+                limit=limit,
+                recent_after=recent_after,
+                first=first,
             )
 
     # --- subscribers --------------------------------------------------------------

@@ -18,7 +18,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, exists, func, insert, literal, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 
 from syndication import text
 from syndication.errors import StoreError
@@ -38,7 +51,7 @@ _TEXT_FIELDS = ("guid", "url", "title", "summary", "content_html", "author", "im
 _SHOWN = (*_TEXT_FIELDS, "published")
 """What a reader sees: an update that changes none of these is not counted as one."""
 _KEYS = ("title_key", "body_key", "search_text", "content_hash")
-_STORED = (*_SHOWN, "updated", *_KEYS)
+_STORED = (*_SHOWN, "updated", "dated", *_KEYS)
 
 Row = dict[str, Any]
 
@@ -60,6 +73,8 @@ def _row(item: KeyedArticle) -> Row:
         "image_url": data.image_url,
         "published": data.published,
         "updated": data.updated,
+        # The publisher's own date (the poller already dropped one in the future).
+        "dated": data.published is not None,
         "title_key": keys.title_key,
         "body_key": keys.body_key,
         "search_text": keys.search_text,
@@ -89,6 +104,8 @@ def _merge(old: Mapping[str, Any], new: Mapping[str, Any]) -> Row:
     for field in ("published", "updated"):
         if new[field] is None:
             merged[field] = old[field]
+    if new["published"] is None:
+        merged["dated"] = old["dated"]
     if kept_words:
         merged["search_text"] = " ".join(words for words in (new["search_text"], *kept_words) if words)
     return merged
@@ -263,11 +280,15 @@ def save_articles(
     Raises:
         StoreError: the source is unknown.
     """
-    if connection.scalar(select(sources.c.id).where(sources.c.id == source_id)) is None:
+    found = connection.execute(select(sources.c.started).where(sources.c.id == source_id)).first()
+    if found is None:
         raise StoreError(f"cannot save articles of source {source_id!r}: unknown source (sync sources first)")
     batch = _collapse(items)
     if not batch:
         return SaveCounts()
+    if found.started is None:
+        # The source's first articles: what it lists now is its backlog (digests bound it).
+        connection.execute(update(sources).where(sources.c.id == source_id).values(started=now))
 
     stored: dict[str, tuple[int, str, int | None]] = {}
     for part in chunks(list(batch)):
@@ -333,18 +354,25 @@ _ARTICLE_COLUMNS = (
     articles.c.image_url,
     articles.c.source_id,
     articles.c.duplicate_of,
+    articles.c.dated,
 )
 
 
 def _read(connection: Connection, query: Select[Any]) -> list[Article]:
     rows = connection.execute(query).all()
     categories: dict[int, list[str]] = {}
+    listed_by: dict[int, list[str]] = {}
     for part in chunks([row.id for row in rows]):
         pairs = select(article_categories.c.article_id, article_categories.c.category).where(
             article_categories.c.article_id.in_(part)
         )
         for article_id, category in connection.execute(pairs):
             categories.setdefault(article_id, []).append(category)
+        listings = select(article_sources.c.article_id, article_sources.c.source_id).where(
+            article_sources.c.article_id.in_(part)
+        )
+        for article_id, source_id in connection.execute(listings):
+            listed_by.setdefault(article_id, []).append(source_id)
     return [
         Article(
             id=row.id,
@@ -362,6 +390,8 @@ def _read(connection: Connection, query: Select[Any]) -> list[Article]:
             source_id=row.source_id,
             categories=tuple(sorted(categories.get(row.id, ()))),
             duplicate_of=row.duplicate_of,
+            sources=tuple(sorted(listed_by.get(row.id, ()))),
+            dated=row.dated,
         )
         for row in rows
     ]
@@ -451,13 +481,24 @@ def digest_articles(
     seen_after: datetime,
     seen_until: datetime,
     limit: int,
+    recent_after: datetime | None = None,
+    first: bool = False,
 ) -> list[Article]:
-    """Articles for a digest window; see ``Store.digest_articles``."""
+    """Articles for a digest window; see ``Store.digest_articles`` (the SQL form of
+    ``digest.select.takes``)."""
     query = select(*_ARTICLE_COLUMNS).where(
         articles.c.duplicate_of.is_(None),
         articles.c.first_seen > seen_after,
         articles.c.first_seen <= seen_until,
     )
+    if recent_after is not None:
+        reference = case((articles.c.dated, articles.c.published), else_=articles.c.first_seen)
+        recent = reference > recent_after
+        if first:
+            query = query.where(recent)
+        else:
+            started = select(sources.c.started).where(sources.c.id == articles.c.source_id).scalar_subquery()
+            query = query.where(or_(started.is_(None), started <= seen_after, recent))
     wanted = sorted(set(categories))
     if wanted:
         query = query.where(

@@ -66,6 +66,8 @@ class NewDelivery:
     window_start: datetime
     window_end: datetime
     """The message holds the articles first seen in ``(window_start, window_end]``."""
+    first_window: bool = False
+    """The subscriber's first message of the digest (``digest.select.takes`` bounds it)."""
 
 
 # --- issues ------------------------------------------------------------------------
@@ -166,6 +168,7 @@ def add_deliveries(
             "attempts": 0,
             "window_start": item.window_start,
             "window_end": item.window_end,
+            "first_window": item.first_window,
             "created": now,
             "updated": now,
         }
@@ -199,6 +202,7 @@ _COLUMNS = (
     deliveries.c.next_attempt,
     deliveries.c.window_start,
     deliveries.c.window_end,
+    deliveries.c.first_window,
     deliveries.c.last_error,
     deliveries.c.sent_at,
 )
@@ -216,6 +220,7 @@ def _delivery(row: Any) -> Delivery:
         next_attempt=row.next_attempt,
         window_start=row.window_start,
         window_end=row.window_end,
+        first_window=row.first_window,
         last_error=row.last_error,
         sent_at=row.sent_at,
     )

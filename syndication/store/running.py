@@ -1,5 +1,6 @@
 """The store's methods for the running service (``Store`` inherits them): leases on
-sources, the processes at work, the outbox's next due time, and retention.
+sources, the processes at work, the outbox's next due time, the published documents'
+dates and pings, and retention.
 
 Kept apart from ``store/__init__.py`` only to keep modules short; the same rules
 apply: one transaction per call, the write lock for writes, errors become
@@ -14,9 +15,11 @@ from datetime import datetime, timedelta
 from syndication.types import DigestIssue, NodeInfo
 
 from . import deliveries as _deliveries
+from . import documents as _documents
 from . import scopes as _scopes
 from . import service as _service
 from .deliveries import Claim
+from .documents import DocumentTag
 from .engine import Database
 from .service import Pruned
 
@@ -129,14 +132,26 @@ class RunningStore:
 
     # --- nodes ----------------------------------------------------------------------
 
-    def heartbeat(self, *, owner: str, role: str, started: datetime, now: datetime) -> None:
-        """Record that the process ``owner`` is alive at ``now``.
+    def heartbeat(
+        self,
+        *,
+        owner: str,
+        role: str,
+        started: datetime,
+        now: datetime,
+        forget_before: datetime | None = None,
+    ) -> None:
+        """Record that the process ``owner`` is alive at ``now``, and forget the processes
+        silent since ``forget_before`` (when given): every process keeps the list clean,
+        also where no scheduler runs the daily clean-up.
 
         Raises:
             StoreError: the database failed.
         """
         with self._db.transaction("record a heartbeat", write=True) as connection:
-            _service.heartbeat(connection, owner=owner, role=role, started=started, now=now)
+            _service.heartbeat(
+                connection, owner=owner, role=role, started=started, now=now, forget_before=forget_before
+            )
 
     def remove_node(self, owner: str) -> None:
         """Forget a process that stopped.
@@ -155,6 +170,39 @@ class RunningStore:
         """
         with self._db.transaction("list nodes") as connection:
             return _service.list_nodes(connection)
+
+    # --- published documents ------------------------------------------------------
+
+    def record_documents(self, built: Sequence[DocumentTag], *, now: datetime) -> dict[DocumentTag, datetime]:
+        """Record the entity-tags of documents just built (by any process); for each, when
+        its bytes last changed: its ``Last-Modified`` (see ``documents.record``). A changed
+        page 1 becomes due for a WebSub ping.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        if not built:
+            return {}
+        with self._db.transaction("record published documents", write=True) as connection:
+            return _documents.record(connection, built, now=now)
+
+    def pending_pings(self) -> list[DocumentTag]:
+        """The feeds (page 1, by format) changed since the WebSub hub last heard of them.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("read pending pings") as connection:
+            return _documents.pending_pings(connection)
+
+    def mark_pinged(self, documents: Sequence[DocumentTag]) -> None:
+        """The hub took the pings of these documents (as tagged); a later change stays due.
+
+        Raises:
+            StoreError: the database failed.
+        """
+        with self._db.transaction("mark pings sent", write=True) as connection:
+            _documents.mark_pinged(connection, documents)
 
     # --- retention ------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -30,6 +31,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    true,
 )
 
 NAMING_CONVENTION = {
@@ -84,13 +87,16 @@ sources = Table(
     Column("last_attempt", UTCDateTime),
     Column("last_success", UTCDateTime),
     Column("last_error", Text),
-    # The warnings of the last poll that read the source, one a line (0011).
+    # The warnings of the last poll that read the source, one a line (0009).
     Column("last_warning", Text),
     Column("error_count", Integer, nullable=False, server_default="0"),
     Column("next_attempt", UTCDateTime),
     # A worker polling the source holds it until then (0005); a dead worker's lease runs out.
     Column("lease_until", UTCDateTime),
     Column("lease_owner", String(200)),
+    # When the source first brought articles (0008): its backlog was first seen then. NULL
+    # until then, and again after its URL changed (the new address's backlog is a new one).
+    Column("started", UTCDateTime),
 )
 
 articles = Table(
@@ -116,6 +122,9 @@ articles = Table(
     Column("search_text", Text, nullable=False, server_default=""),
     # Always the root of a duplicate chain (the first article seen), never another duplicate.
     Column("duplicate_of", Integer, ForeignKey("articles.id", ondelete="SET NULL")),
+    # Whether ``published`` is the publisher's own date (0008); false when the store put in
+    # ``first_seen`` because the source gave none, or one in the future.
+    Column("dated", Boolean, nullable=False, server_default=true()),
     # Ids are handed out to feeds and deliveries: never reuse one (SQLite AUTOINCREMENT).
     sqlite_autoincrement=True,
 )
@@ -168,6 +177,20 @@ feed_scopes = Table(
 )
 # max(version) and "version > since" without reading the table.
 Index("ix_feed_scopes_version", feed_scopes.c.version)
+
+feed_documents = Table(
+    "feed_documents",
+    metadata,
+    # Every published document (a page of a feed in one format, the OPML list) as last built
+    # by any process (0008): its entity-tag, when its bytes last changed (``Last-Modified``)
+    # and, for page 1, whether the WebSub hub has yet to hear of that change.
+    Column("name", String(300), primary_key=True),
+    Column("format", String(16), primary_key=True),
+    Column("page", Integer, primary_key=True),
+    Column("etag", String(200), nullable=False),
+    Column("modified", UTCDateTime, nullable=False),
+    Column("ping_pending", Boolean, nullable=False, server_default=false()),
+)
 
 # --- subscribers, digest issues, deliveries (0003) -------------------------------------
 
@@ -261,6 +284,9 @@ deliveries = Table(
     # The first_seen window of the articles the message holds: (window_start, window_end].
     Column("window_start", UTCDateTime, nullable=False),
     Column("window_end", UTCDateTime, nullable=False),
+    # The subscriber's first message of this digest (0008): every article in it must have
+    # been published within the digest's period (``digest.select``).
+    Column("first_window", Boolean, nullable=False, server_default=false()),
     Column("last_error", Text),
     Column("sent_at", UTCDateTime),
     Column("created", UTCDateTime, nullable=False),

@@ -106,8 +106,19 @@ def next_poll(connection: Connection, ids: Sequence[str], *, now: datetime) -> d
 # --- nodes --------------------------------------------------------------------------
 
 
-def heartbeat(connection: Connection, *, owner: str, role: str, started: datetime, now: datetime) -> None:
-    """Say that ``owner`` is alive now (and what it does)."""
+def heartbeat(
+    connection: Connection,
+    *,
+    owner: str,
+    role: str,
+    started: datetime,
+    now: datetime,
+    forget_before: datetime | None = None,
+) -> None:
+    """Say that ``owner`` is alive now (and what it does); forget processes silent since
+    ``forget_before`` (when given)."""
+    if forget_before is not None:
+        prune_nodes(connection, before=forget_before)
     updated = connection.execute(
         update(nodes).where(nodes.c.owner == owner).values(role=role, heartbeat=now)
     ).rowcount

@@ -21,7 +21,9 @@ from .util import chunks
 def sync_sources(connection: Connection, specs: Iterable[SourceSpec]) -> None:
     """Insert new sources and update the URL and kind of known ones.
 
-    A changed URL forgets the stored validators (they belonged to the old URL).
+    A changed URL forgets the stored validators (they belonged to the old URL) and
+    when the source started (``SourceState.started``: its first articles from the new
+    address are a backlog again).
     Sources missing from ``specs`` are left alone: their articles stay.
     """
     wanted = {spec.id: spec for spec in specs}
@@ -47,8 +49,16 @@ def sync_sources(connection: Connection, specs: Iterable[SourceSpec]) -> None:
             continue
         url, kind = stored[spec.id]
         if url != spec.url:
+            # A new address is a new source for digests too: what it lists at first is its backlog.
             moved.append(
-                {"b_id": spec.id, "url": spec.url, "kind": spec.kind, "etag": None, "last_modified": None}
+                {
+                    "b_id": spec.id,
+                    "url": spec.url,
+                    "kind": spec.kind,
+                    "etag": None,
+                    "last_modified": None,
+                    "started": None,
+                }
             )
         elif kind != spec.kind:
             rekinded.append({"b_id": spec.id, "kind": spec.kind})
@@ -73,6 +83,7 @@ def _state(row: Any) -> SourceState:
         error_count=row.error_count,
         next_attempt=row.next_attempt,
         article_count=row.article_count,
+        started=row.started,
     )
 
 

@@ -1,8 +1,8 @@
 """Sources keep the warnings of their last successful poll (a legacy encoding converted, a
 wrong charset), so that ``syndication sources`` shows them after the poll is over.
 
-Revision ID: 0011
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 
 Only adds. Frozen: this file states its tables by itself and must not import ``schema.py``.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | None = None
 depends_on: str | None = None
 
