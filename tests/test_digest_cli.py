@@ -248,7 +248,7 @@ def store_directly(store_url: str, *rows: SubscriberData) -> None:
 def test_one_unusable_address_fails_alone(
     tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
 ) -> None:
-    server.add("/tin.rss", rss(ITEMS))
+    server.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))
     conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp, extra_mail="bounce_threshold = 1")
     store_directly(
         store_url,
@@ -292,7 +292,7 @@ def test_one_unusable_address_fails_alone(
 def test_a_utf8_address_goes_out_where_the_server_offers_smtputf8(
     tmp_path: Path, store_url: str, server: TestServer
 ) -> None:
-    server.add("/tin.rss", rss(ITEMS))
+    server.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))
     with SmtpServer(smtputf8=True) as smtp:
         conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
         store_directly(store_url, SubscriberData(address=UTF8_LOCAL, display_name="Nguyễn Văn A"))
@@ -350,7 +350,7 @@ def interrupted(
     """``digest send daily`` to 300 subscribers at 60 messages a second, sent ``signum``
     once 40 went out: the configuration, the ended process and its stderr. The default
     lease (10 minutes): a claim left behind would block a re-run."""
-    server.add("/tin.rss", rss(ITEMS))
+    server.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))
     conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp, extra_mail="rate = 60\npool = 2")
     many_subscribers(tmp_path, conf, 300)
     first = start_sending(conf, smtp, until=40)
@@ -404,7 +404,7 @@ def queued_for(
 ) -> Path:
     """An issue of 6 messages queued and claimed by ``owner`` (a sender on another host)
     for 10 minutes, with a heartbeat of that age (None: it never sent one); the config."""
-    server.add("/tin.rss", rss(ITEMS))
+    server.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))
     conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
     many_subscribers(tmp_path, conf, 6)
     assert syndication("digest", "send", "daily", "--queue-only", config=conf).returncode == 0
@@ -464,7 +464,7 @@ def test_claims_of_a_silent_sender_on_another_host_are_taken_over(
 def test_the_report_shows_superseded_deliveries_apart_from_failed_ones(
     tmp_path: Path, store_url: str, server: TestServer, smtp: SmtpServer
 ) -> None:
-    server.add("/tin.rss", rss(ITEMS))
+    server.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))
     conf = write_config(tmp_path, store_url, server.url("/tin.rss"), smtp)
     people = tmp_path / "people.csv"
     people.write_text(
