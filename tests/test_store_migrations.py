@@ -66,6 +66,19 @@ def test_migrations_match_schema(store: Store, store_url: str) -> None:
     assert differences == []
 
 
+def test_every_autoincrement_table_keeps_it_through_every_migration(tmp_path: Path) -> None:
+    """SQLite rebuilds a table for many ALTERs; a rebuild that forgets AUTOINCREMENT lets the
+    ids of deleted rows (deliveries, articles) be handed out again."""
+    url = f"sqlite:///{tmp_path / 'syndication.db'}"
+    with Store(url) as store:
+        store.upgrade()
+    wanted = {t.name for t in metadata.sorted_tables if t.dialect_kwargs.get("sqlite_autoincrement")}
+    assert wanted >= {"articles", "deliveries"}
+    with sqlite3.connect(tmp_path / "syndication.db") as connection:
+        sql = dict(connection.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'"))
+    assert sorted(name for name in wanted if "AUTOINCREMENT" not in sql[name].upper()) == []
+
+
 def test_migrations_are_python_files_the_wheel_ships() -> None:
     # pyproject ships store/migrations/*.py and store/migrations/versions/*.py, nothing else.
     assert (MIGRATIONS / "env.py").is_file()

@@ -25,8 +25,12 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 
+_AUTOINCREMENT = {"sqlite_autoincrement": True}
+"""Kept by SQLite's table rebuild of a batch: without it, ids of deleted rows come back."""
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("articles") as batch:
+    with op.batch_alter_table("articles", table_kwargs=_AUTOINCREMENT) as batch:
         batch.add_column(sa.Column("dated", sa.Boolean(), nullable=False, server_default=sa.true()))
     # Before this revision an article without a date of its own got first_seen as its date.
     op.execute("UPDATE articles SET dated = false WHERE published = first_seen")
@@ -36,7 +40,7 @@ def upgrade() -> None:
         "UPDATE sources SET started = "
         "(SELECT min(articles.first_seen) FROM articles WHERE articles.source_id = sources.id)"
     )
-    with op.batch_alter_table("deliveries") as batch:
+    with op.batch_alter_table("deliveries", table_kwargs=_AUTOINCREMENT) as batch:
         batch.add_column(sa.Column("first_window", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "feed_documents",
@@ -52,9 +56,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("feed_documents")
-    with op.batch_alter_table("deliveries") as batch:
+    with op.batch_alter_table("deliveries", table_kwargs=_AUTOINCREMENT) as batch:
         batch.drop_column("first_window")
     with op.batch_alter_table("sources") as batch:
         batch.drop_column("started")
-    with op.batch_alter_table("articles") as batch:
+    with op.batch_alter_table("articles", table_kwargs=_AUTOINCREMENT) as batch:
         batch.drop_column("dated")
