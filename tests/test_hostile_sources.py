@@ -99,13 +99,32 @@ def _vmhwm_bytes(pid: int) -> int:
     return 0
 
 
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as report:
+    report.write(str(usage.ru_maxrss * 1024))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+"""Runs a command and writes its peak memory (``ru_maxrss``: its own, and that of every
+descendant it waited for) to a file. The command must be forked from a small process:
+started straight from pytest (vfork and exec), its ``ru_maxrss`` would begin at the size
+pytest has grown to by then, hundreds of MiB late in the suite."""
+
+
 def run_measured(*args: str, config: Path, log: Path) -> Measured:
     """Run ``syndication`` like ``tests.test_cli.syndication`` and measure its peak memory:
-    the command's own from ``wait4`` (its VmHWM at exit), its descendants' (the parse
-    workers, under the fork server) by reading their VmHWM until the command ends."""
+    the command's own and that of the descendants it waited for, from ``wait4`` in a small
+    launcher, and its live descendants' (the parse workers, under the fork server) by
+    reading their VmHWM until the command ends."""
     env = {k: v for k, v in os.environ.items() if k != "SYNDICATION_CONFIG"}
     env["COLUMNS"] = "200"
-    cmd = [sys.executable, "-m", "syndication", "--config", str(config), *args]
+    report = log.with_suffix(".maxrss")
+    cmd = [sys.executable, "-c", _LAUNCHER, str(report), sys.executable, "-m", "syndication"]
+    cmd += ["--config", str(config), *args]
     out, err = log.with_suffix(".out"), log.with_suffix(".err")
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=stdout, stderr=stderr)
@@ -114,21 +133,21 @@ def run_measured(*args: str, config: Path, log: Path) -> Measured:
 
     def sample() -> None:
         while not done.is_set():
+            # The launcher's child (the command) and everything under it.
             for pid in _descendants(proc.pid):
                 peaks[0] = max(peaks[0], _vmhwm_bytes(pid))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc.wait()
     done.set()
     sampler.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     return Measured(
         returncode=proc.returncode,
         stdout=out.read_text(encoding="utf-8"),
         stderr=err.read_text(encoding="utf-8"),
-        peak_bytes=max(peaks[0], usage.ru_maxrss * 1024),
+        peak_bytes=max(peaks[0], int(report.read_text())),
     )
 
 
