@@ -379,6 +379,9 @@ class DigestIssue:
     created: datetime
     planned: datetime | None = None
     """When its outbox was written in full; None while planning or after a crash cut it short."""
+    catch_up: bool = False
+    """Its first digests and the articles of new sources are not bounded by date to the
+    digest's ``period`` (``digest send --catch-up``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import email.utils
@@ -21,8 +22,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import sqlalchemy
 
+from syndication import config
+from syndication.core import Syndication
 from syndication.store import Store
+from syndication.store.schema import deliveries
 from syndication.types import SubscriberData
 from tests.httpserver import TestServer
 from tests.smtpserver import SmtpServer
@@ -588,3 +593,63 @@ def test_the_bundled_sites_first_digests_carry_no_backlog(tmp_path: Path) -> Non
         assert "Tin cũ của nguồn mới" not in text
         assert fresh not in text  # in the first digest: not again
         assert message["Subject"].endswith(": 1 tin mới")
+
+
+def test_a_catch_up_issue_carries_the_backlog_and_its_retries_carry_the_same(tmp_path: Path) -> None:
+    """``digest send --catch-up`` (a first issue after installing) is not bounded by the
+    digest's period; the issue remembers it, so a message retried later holds the same
+    articles, and the next ordinary issue is bounded again."""
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    conf = tmp_path / "config" / "syndication.toml"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        result = syndication(*args, config=conf, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    run("fetch")
+    stored = json.loads(run("articles", "--limit", "1000", "--format", "json").stdout)
+    backlog = {a["title"] for a in stored if "tin-tuc-su-kien" in a["categories"]}
+    assert len(backlog) >= 5
+    run("subscribers", "import", str(ROOT / "subscribers" / "branches.csv"))
+    # Sent without --catch-up, the sample's weeks-old articles are all outside the period.
+    assert "nothing to send" in run("digest", "send", "daily").stdout
+
+    caught_up = run("digest", "send", "daily", "--catch-up")
+
+    assert "messages queued" in caught_up.stdout
+    outbox, seen = tmp_path / "var" / "outbox", set[Path]()
+    first = _outbox(outbox, seen)
+    reader = next(m for m in first if m["To"].addresses[0].addr_spec == "tuyengiao@example.com")
+    text = reader.get_body(("plain",)).get_content()
+    carried = sorted(title for title in backlog if title in text)
+    assert len(carried) >= 5
+    # A retry of that issue (a message that failed for a while) renders the issue again: the
+    # same articles, not a window bounded by date (which would now be empty).
+    with Store(f"sqlite:///{tmp_path / 'var' / 'syndication.db'}") as store:
+        issue = store.latest_issue("daily")
+        assert issue is not None
+        assert issue.catch_up
+        (delivery,) = [d for d in store.get_deliveries(issue.id) if d.address == "tuyengiao@example.com"]
+    # As the sender leaves a message that a server answered with a 4xx: retrying, due now.
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'var' / 'syndication.db'}")
+    with engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.update(deliveries)
+            .where(deliveries.c.id == delivery.id)
+            .values(status="retrying", next_attempt=datetime.now(UTC), last_error="451 thử lại sau")
+        )
+    engine.dispose()
+    # What a worker of the running service does with it (`digest send` would start a new
+    # issue, which replaces an earlier issue's queued messages).
+
+    async def send_queued() -> None:
+        async with Syndication(config.load(conf, environ={})) as syn:
+            service = await syn.digest_service()
+            summary = await service.send(issue)
+            assert summary.sent == 1
+
+    asyncio.run(send_queued())
+    (again,) = _outbox(outbox, seen)
+    assert again["Message-ID"] == reader["Message-ID"]
+    assert sorted(t for t in backlog if t in again.get_body(("plain",)).get_content()) == carried

@@ -48,6 +48,15 @@ def digest_send(
             help="Write the messages to the outbox and stop; running workers send them.",
         ),
     ] = False,
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up",
+            help="Do not bound a subscriber's first digest, or a new source's articles, by the "
+            "digest's period: they carry everything seen in the window (up to max_items), as a "
+            "first issue after installing may.",
+        ),
+    ] = False,
     take_over: Annotated[
         bool,
         typer.Option(
@@ -65,7 +74,7 @@ def digest_send(
     """
     with _errors():
         settings = _settings()
-        stopped = _run(_digest_send(settings, name, dry_run, queue_only, take_over))
+        stopped = _run(_digest_send(settings, name, dry_run, queue_only, take_over, catch_up))
     if stopped:
         raise typer.Exit(130)  # as a shell reports a command that Ctrl-C stopped
 
@@ -75,12 +84,17 @@ def _say(text: str, *, error: bool = False) -> None:
 
 
 async def _digest_send(
-    settings: config.Settings, name: str, dry_run: bool, queue_only: bool = False, take_over: bool = False
+    settings: config.Settings,
+    name: str,
+    dry_run: bool,
+    queue_only: bool = False,
+    take_over: bool = False,
+    catch_up: bool = False,
 ) -> bool:
     """Plan and send; True when a signal stopped the sending part-way."""
     async with Syndication(settings) as syn:
         service = await syn.digest_service()
-        plan = await service.plan(name, dry_run=dry_run)
+        plan = await service.plan(name, dry_run=dry_run, catch_up=catch_up)
         if dry_run:
             _say(
                 f"digest {name} (dry run): {plan.recipients} subscribers would receive it, "

@@ -183,20 +183,32 @@ class DigestService:
         return await self._content(spec, subscriber.categories, start, end, first=last_end is None)
 
     async def _content(
-        self, spec: DigestSpec, categories: Sequence[str], start: datetime, end: datetime, *, first: bool
+        self,
+        spec: DigestSpec,
+        categories: Sequence[str],
+        start: datetime,
+        end: datetime,
+        *,
+        first: bool,
+        catch_up: bool = False,
     ) -> DigestContent:
         """The content of one window; ``first``: the subscriber's first digest (see
-        ``select.takes``: the store query and the re-check apply the same rule)."""
+        ``select.takes``: the store query and the re-check apply the same rule). A
+        ``catch_up`` bounds neither a first digest nor new sources by date."""
         articles = await self._db(
             self._store.digest_articles,
             categories=list(categories),
             seen_after=start,
             seen_until=end,
             limit=spec.max_items * 4,
-            recent_after=end - spec.period,
-            first=first,
+            recent_after=None if catch_up else end - spec.period,
+            first=first and not catch_up,
         )
-        states = await self._db(self._store.source_states, sorted({a.source_id for a in articles}))
+        states = (
+            {}
+            if catch_up
+            else await self._db(self._store.source_states, sorted({a.source_id for a in articles}))
+        )
         return select.content(
             digest=spec,
             categories=categories,
@@ -204,12 +216,20 @@ class DigestService:
             category_titles=self._category_titles,
             start=start,
             end=end,
-            first=first,
+            first=first and not catch_up,
             sources_started={id: state.started for id, state in states.items()},
         )
 
-    async def plan(self, name: str, *, scheduled_for: datetime | None = None, dry_run: bool = False) -> Plan:
-        """Create (or find) the issue for ``scheduled_for`` (default now) and write its outbox."""
+    async def plan(
+        self,
+        name: str,
+        *,
+        scheduled_for: datetime | None = None,
+        dry_run: bool = False,
+        catch_up: bool = False,
+    ) -> Plan:
+        """Create (or find) the issue for ``scheduled_for`` (default now) and write its outbox.
+        A new ``catch_up`` issue is not bounded by date (``DigestIssue.catch_up``)."""
         spec = self.spec(name)
         now = self._clock()
         when = scheduled_for or now
@@ -223,7 +243,7 @@ class DigestService:
                     log.info("digest %s: resuming issue %d", name, latest.id)
                     return Plan(issue=latest, added=0, recipients=0, nothing_new=0, resumed=True)
         if not dry_run:
-            found, created = await self._db(self._store.create_issue, name, when, now=now)
+            found, created = await self._db(self._store.create_issue, name, when, now=now, catch_up=catch_up)
             if not created and found.planned is not None:
                 log.info("digest %s: issue %d for %s exists; sending what is left", name, found.id, when)
                 return Plan(issue=found, added=0, recipients=0, nothing_new=0, resumed=True)
@@ -254,7 +274,12 @@ class DigestService:
             content = contents.get(key)
             if content is None:
                 content = contents[key] = await self._content(
-                    spec, subscriber.categories, start, end, first=first
+                    spec,
+                    subscriber.categories,
+                    start,
+                    end,
+                    first=first,
+                    catch_up=issue.catch_up if issue is not None else catch_up,
                 )
             if content.count == 0 and spec.skip_empty:
                 nothing_new += 1
@@ -342,6 +367,7 @@ class DigestService:
             delivery.window_start,
             delivery.window_end or issue.scheduled_for,
             first=delivery.first_window,
+            catch_up=issue.catch_up,
         )
         content_key = select.content_key(content)
         try:

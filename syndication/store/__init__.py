@@ -558,9 +558,10 @@ class Store(RunningStore):
     # --- digest issues and deliveries ---------------------------------------------------
 
     def create_issue(
-        self, digest: str, scheduled_for: datetime, *, now: datetime
+        self, digest: str, scheduled_for: datetime, *, now: datetime, catch_up: bool = False
     ) -> tuple[DigestIssue, bool]:
-        """The issue of ``digest`` for ``scheduled_for``, and whether this call made it.
+        """The issue of ``digest`` for ``scheduled_for``, and whether this call made it
+        (``catch_up`` is recorded on a new issue only; see ``DigestIssue.catch_up``).
 
         Race-safe: processes creating the same issue at once all get the one row.
 
@@ -568,7 +569,7 @@ class Store(RunningStore):
             StoreError: the database failed.
         """
         with self._db.transaction(f"create an issue of digest {digest!r}", write=True) as connection:
-            return _deliveries.create_issue(connection, digest, scheduled_for, now=now)
+            return _deliveries.create_issue(connection, digest, scheduled_for, now=now, catch_up=catch_up)
 
     def get_issue(self, id: int) -> DigestIssue | None:
         """The issue with this id, or None.

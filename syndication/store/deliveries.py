@@ -80,16 +80,18 @@ def _issue(row: Any) -> DigestIssue:
         scheduled_for=row.scheduled_for,
         created=row.created,
         planned=row.planned,
+        catch_up=row.catch_up,
     )
 
 
 def create_issue(
-    connection: Connection, digest: str, scheduled_for: datetime, *, now: datetime
+    connection: Connection, digest: str, scheduled_for: datetime, *, now: datetime, catch_up: bool = False
 ) -> tuple[DigestIssue, bool]:
-    """The issue of ``digest`` for ``scheduled_for``, made now (True) or found (False)."""
+    """The issue of ``digest`` for ``scheduled_for``, made now (True) or found (False, as it
+    was made: ``catch_up`` counts only for a new issue)."""
     statement = (
         insert_ignoring_conflicts(connection, digest_issues, ["digest", "scheduled_for"])
-        .values(digest=digest, scheduled_for=scheduled_for, created=now)
+        .values(digest=digest, scheduled_for=scheduled_for, created=now, catch_up=catch_up)
         .returning(digest_issues.c.id)
     )
     # RETURNING gives a row only when this statement inserted one.

@@ -247,6 +247,9 @@ digest_issues = Table(
     Column("created", UTCDateTime, nullable=False),
     # When its outbox was written in full (0005); NULL while planning, or if a crash cut it short.
     Column("planned", UTCDateTime),
+    # A catch-up (0008): its first digests and new sources are not bounded by date
+    # (``digest send --catch-up``); kept so that a retry sends what was planned.
+    Column("catch_up", Boolean, nullable=False, server_default=false()),
     # One issue per run: a second process starting the same run finds the first one's.
     UniqueConstraint("digest", "scheduled_for"),
     sqlite_autoincrement=True,

@@ -42,6 +42,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("deliveries", table_kwargs=_AUTOINCREMENT) as batch:
         batch.add_column(sa.Column("first_window", sa.Boolean(), nullable=False, server_default=sa.false()))
+    with op.batch_alter_table("digest_issues", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.add_column(sa.Column("catch_up", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
         "feed_documents",
         sa.Column("name", sa.String(300), nullable=False),
@@ -56,6 +58,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("feed_documents")
+    with op.batch_alter_table("digest_issues", table_kwargs=_AUTOINCREMENT) as batch:
+        batch.drop_column("catch_up")
     with op.batch_alter_table("deliveries", table_kwargs=_AUTOINCREMENT) as batch:
         batch.drop_column("first_window")
     with op.batch_alter_table("sources") as batch:
