@@ -224,6 +224,11 @@ def test_an_unsubscribe_survives_the_form_and_a_reimport_until_the_person_confir
         assert again.returncode == 0, again.stderr
         assert "kept unsubscribed: 1 (listed in the directory; they opted out)" in again.stdout
         assert stored(store_url, "bithu@example.org").status == "unsubscribed"
+        # Nor can the publisher add her by hand.
+        added = cli(conf, "subscribers", "add", "bithu@example.org", "--name", "Nguyễn Thị Hoà")
+        assert added.returncode == 0, added.stderr
+        assert "bithu@example.org: kept unsubscribed (they opted out" in added.stdout
+        assert stored(store_url, "bithu@example.org").status == "unsubscribed"
 
         # The digest goes to her colleague, not to her.
         assert cli(conf, "fetch").returncode == 0

@@ -1132,7 +1132,7 @@ def test_invalid_posts_count_against_the_client(
     assert subscriptions.calls == []
 
 
-def test_posts_refused_before_the_form_is_read_are_not_counted(
+def test_posts_without_a_valid_csrf_token_are_not_counted(
     client: httpx.Client, subscriptions: FakeSubscriptions
 ) -> None:
     subscribe_form(client, csrf="khong-hop-le")

@@ -1,15 +1,17 @@
 """The durable store: sources and their poll state, articles, page validators,
 versions of published feeds and the published documents' tags and dates,
-subscribers and their organisations, digest issues and the outbox of deliveries;
-migrations.
+subscribers and their organisations, digest issues and the outbox of deliveries,
+subscribe limits; migrations.
 
 ``Store`` is the one interface the rest of syndication uses. Its methods are
 split by domain into query modules (``sources``, ``pages``, ``articles``,
-``scopes``, ``documents``, ``subscribers``, ``deliveries``, ``monitoring``) that
-take a connection; ``Store`` opens one transaction per call, holds the write lock for writes, and is the edge
-where database errors become ``StoreError`` (``engine.wrap_errors``). The schema
-lives in ``schema``; the database is created and changed only by the Alembic
-migrations in ``migrations/``.
+``scopes``, ``documents``, ``subscribers``, ``limits``, ``deliveries``,
+``monitoring``) that take a connection (the methods of the running service and of
+the subscription pages sit in the mixins ``running`` and ``subscribing``);
+``Store`` opens one transaction per call, holds the write lock for writes, and is
+the edge where database errors become ``StoreError`` (``engine.wrap_errors``). The
+schema lives in ``schema``; the database is created and changed only by the
+Alembic migrations in ``migrations/``.
 
 Synchronous on purpose: this is SQLAlchemy Core on a plain engine, and ``core``
 calls it off the event loop in a worker thread (``asyncio.to_thread``, or an

@@ -22,10 +22,11 @@ Forms carry a stateless CSRF token, ``<issued>.<HMAC(secret, purpose, token, iss
 valid for two hours, and a POST is refused when ``Origin`` or ``Sec-Fetch-Site``
 says it came from another site. Subscribing is rate-limited per client (IPv6 by
 /64; behind trusted reverse proxies the forwarded client, see ``proxies``; counted
-before the form is read, so invalid posts count too), per mailbox and over the site:
-this module says who the client is and when to ask; the provider counts, in the
-store, and answers how long to wait (a 429 with ``Retry-After``). A confirmation
-link whose request expired gets a page (410) offering to subscribe again.
+once the CSRF token is checked and before the fields are, so invalid posts count
+too), per mailbox and over the site: this module says who the client is and when
+to ask; the provider counts, in the store, and answers how long to wait (a 429 with
+``Retry-After``). A confirmation link whose request expired gets a page (410)
+offering to subscribe again.
 
 Must not: send mail, read the store, keep limits in memory, or interpret tokens:
 the provider does.
