@@ -2,7 +2,7 @@
 person chose themselves, and subscribe limits kept in the store (``rate_hits``).
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0009 (written against 0005; chained after the revisions main gained meanwhile)
 Create Date: 2026-12-08
 
 Adds three nullable columns to ``subscribers`` and the table ``rate_hits``. Existing rows:
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0005"
+down_revision: str | None = "0009"
 branch_labels: str | None = None
 depends_on: str | None = None
 
