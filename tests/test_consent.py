@@ -45,7 +45,7 @@ CONFIRM_LINK = re.compile(r"https://syn\.example\.vn/xac-nhan/([A-Za-z0-9_-]+)")
 @pytest.fixture
 def server() -> Iterator[TestServer]:
     with TestServer() as srv:
-        srv.add("/tin.rss", rss(ITEMS))
+        srv.add("/tin.rss", rss(ITEMS, start=datetime.now(UTC)))  # a first digest reaches back one period
         yield srv
 
 
