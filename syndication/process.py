@@ -263,7 +263,6 @@ async def build_web(
         timezone=settings.site.timezone,
         subscriptions=subscriptions,
         secret=secret,
-        rate_limits=(settings.subscribe.per_client_per_hour, settings.subscribe.per_address_per_day),
         trusted_proxies=settings.server.trusted_proxies,
         proxy_header=settings.server.proxy_header,
         # Wall time, not monotonic: form tokens must stay valid across restarts and processes.

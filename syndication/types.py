@@ -347,7 +347,38 @@ class Subscriber:
     """Random, unguessable (URL-safe): identifies the subscriber in personal links."""
     created: datetime
     confirmed: datetime | None = None
+    """When the person last confirmed an opt-in request, or else when the publisher first
+    made the address active."""
     bounces: int = 0
+    opt_in_requested: datetime | None = None
+    """When the open opt-in request was made on the public form; None when there is none."""
+    categories_chosen: datetime | None = None
+    """When the person last set ``categories`` themselves (preferences page, or a confirmed
+    request); a directory import then leaves them alone. None: the directory decides."""
+    digest_chosen: datetime | None = None
+    """The same for ``digest``."""
+
+
+ConfirmationState = Literal["open", "confirmed", "expired"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Confirmation:
+    """Where a confirmation link stands: ``open`` (its button confirms), ``confirmed`` (the
+    address is active) or ``expired`` (the request is too old: subscribe again)."""
+
+    subscriber: Subscriber
+    state: ConfirmationState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """At most ``limit`` hits of ``key`` in any ``window`` (a sliding window), kept in the store."""
+
+    key: str
+    """Opaque, at most 100 characters (a keyed hash, never an address)."""
+    limit: int
+    window: timedelta
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -434,3 +434,45 @@ def test_readme_shows_every_fetch_key() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     example = readme.split("[fetch]", 1)[1].split("\n[", 1)[0]
     assert [f.name for f in fields(FetchSettings) if f"\n{f.name} = " not in example] == []
+
+
+def test_subscribe_limits_and_expiry(tmp_path: Path) -> None:
+    env = {"SYN_SMTP": "x", "SYN_SECRET": "x" * 32}
+    defaults = config.load(write(tmp_path, GOOD + DIGESTS), environ=env).subscribe
+    assert (defaults.per_client_per_hour, defaults.per_address_per_day, defaults.confirmations_per_hour) == (
+        10,
+        3,
+        100,
+    )
+    assert defaults.confirm_expiry == timedelta(days=7)
+
+    text = GOOD + DIGESTS.replace(
+        'secret_env = "SYN_SECRET"',
+        'secret_env = "SYN_SECRET"\nconfirmations_per_hour = 40\nconfirm_expiry = "36h"',
+    )
+    s = config.load(write(tmp_path, text), environ=env).subscribe
+    assert (s.confirmations_per_hour, s.confirm_expiry) == (40, timedelta(hours=36))
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        (
+            "confirmations_per_hour = 0",
+            "subscribe.confirmations_per_hour: must be between 1 and 10000, got 0",
+        ),
+        (
+            'confirmations_per_hour = "100"',
+            'subscribe.confirmations_per_hour: expected a whole number, got "100"',
+        ),
+        ('confirm_expiry = "30m"', 'subscribe.confirm_expiry: must be between "1h" and "90d", got "30m"'),
+        ('confirm_expiry = "365d"', 'subscribe.confirm_expiry: must be between "1h" and "90d", got "365d"'),
+        ('confirm_expiry = "một tuần"', "subscribe.confirm_expiry: expected a duration"),
+        ("confirm_expiry = 7", "subscribe.confirm_expiry: expected a duration"),
+        ("confirm_expiry_days = 7", "subscribe.confirm_expiry_days: unknown key"),
+    ],
+)
+def test_bad_subscribe_settings(tmp_path: Path, setting: str, problem: str) -> None:
+    text = GOOD + DIGESTS.replace('secret_env = "SYN_SECRET"', f'secret_env = "SYN_SECRET"\n{setting}')
+    found = problems(tmp_path, text)  # (also the unset secrets: any(...) finds ours)
+    assert any(p.startswith(problem) for p in found), found

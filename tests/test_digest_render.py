@@ -31,6 +31,7 @@ from syndication.digest.render import (
     _wrap,
     personalise,
     vietnamese_date,
+    vietnamese_duration,
 )
 from syndication.errors import ConfigError
 from syndication.types import Article, DigestContent, DigestSection, DigestSpec
@@ -580,7 +581,8 @@ def test_confirmation_email(renderer: DigestRenderer) -> None:
     root = parse(rendered.html)
     assert root.get("lang") == "vi"
     assert root.xpath("//script") == []
-    assert visible(root.xpath("//p[@class='greeting']")[0]) == 'Kính gửi Lê "Văn" <script>,'
+    # A name given: the party register; escaped like any text.
+    assert visible(root.xpath("//p[@class='greeting']")[0]) == 'Kính gửi đồng chí Lê "Văn" <script>,'
     assert root.xpath("//a[@class='confirm-link']/@href") == [confirm]
     assert "background-color:#b3261e" in root.xpath("//td[@class='confirm-button']/@style")[0]
     assert "Bản tin hằng ngày" in visible(root)
@@ -588,7 +590,8 @@ def test_confirmation_email(renderer: DigestRenderer) -> None:
     assert "bấm nút “Xác nhận đăng ký” trên trang đó" in visible(root)
     assert "bấm nút “Xác nhận đăng ký” trên trang đó" in " ".join(rendered.text.split())
     assert f"\n{confirm}\n" in rendered.text
-    assert 'Kính gửi Lê "Văn" <script>,' in rendered.text
+    assert 'Kính gửi đồng chí Lê "Văn" <script>,' in rendered.text
+    assert "hiệu lực" not in rendered.text  # no validity given, none said
     assert "Bản tin hằng ngày" in rendered.text
     # Nothing to personalise: the same strings come back.
     assert personalise(rendered, display_name="x", preferences_url=PREFS, unsubscribe_url=UNSUB) == (
@@ -604,6 +607,35 @@ def test_confirmation_without_a_name(renderer: DigestRenderer) -> None:
         display_name="  ", confirm_url="https://dangbo.example.vn/x", digest_title="Bản tin tuần"
     )
     assert "Kính gửi quý bạn đọc," in rendered.text
+    assert "đồng chí" not in rendered.text
+    assert visible(parse(rendered.html).xpath("//p[@class='greeting']")[0]) == "Kính gửi quý bạn đọc,"
+
+
+def test_confirmation_says_how_long_the_link_works(renderer: DigestRenderer) -> None:
+    rendered = renderer.render_confirmation(
+        display_name="Nguyễn Văn An",
+        confirm_url="https://dangbo.example.vn/xac-nhan/t0k",
+        digest_title="Bản tin tuần",
+        valid_for=timedelta(days=7),
+    )
+    said = "Liên kết xác nhận có hiệu lực trong 7 ngày."
+    assert said in " ".join(rendered.text.split())
+    assert said in visible(parse(rendered.html))
+    assert "\nhttps://dangbo.example.vn/xac-nhan/t0k\n\nLiên kết" in rendered.text
+
+
+@pytest.mark.parametrize(
+    ("span", "said"),
+    [
+        (timedelta(days=7), "7 ngày"),
+        (timedelta(hours=36), "36 giờ"),
+        (timedelta(hours=48), "2 ngày"),
+        (timedelta(minutes=90), "90 phút"),
+        (timedelta(seconds=20), "1 phút"),
+    ],
+)
+def test_vietnamese_duration(span: timedelta, said: str) -> None:
+    assert vietnamese_duration(span) == said
 
 
 # --- construction ------------------------------------------------------------------------

@@ -222,7 +222,8 @@ schedule = "0 7 * * *"
             link = re.search(r"https://syn\.example\.vn/xac-nhan/([A-Za-z0-9_-]+)", body)
             assert link, body
             token = link.group(1)
-            assert "Nguyễn Thị Hoà" not in body  # the form's name is not repeated to the address
+            # A name that looks like a person's is repeated, in the party register (issue 9, item 20).
+            assert "Kính gửi đồng chí Nguyễn Thị Hoà," in body
 
             # A mail scanner opens the link (and follows anything it is sent to): nothing changes.
             scanned = httpx.get(f"{base}/xac-nhan/{token}", follow_redirects=True, timeout=10)

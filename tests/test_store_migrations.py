@@ -30,6 +30,9 @@ TABLES = {
     "digest_issues",
     "deliveries",
     "digest_archive",
+    "nodes",
+    "issue_totals",
+    "rate_hits",
     "alembic_version",
 }
 

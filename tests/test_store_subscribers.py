@@ -17,6 +17,7 @@ from syndication.types import SourceSpec, Subscriber, SubscriberData
 
 NOW = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
+EXPIRY = timedelta(days=7)
 
 VAN_PHONG = "Chi bộ Văn phòng"
 TUYEN_GIAO = "Chi bộ Ban Tuyên giáo"
@@ -119,7 +120,8 @@ def test_upsert_never_reactivates_unsubscribed_or_bounced(store: Store) -> None:
     rows = directory()
     rows[0] = person("bithu.vanphong@example.vn", display_name="Nguyễn Thị Hòa", organisation=VAN_PHONG)
     counts = store.upsert_subscribers(rows, now=LATER)
-    assert counts == SubscriberCounts(unchanged=2, kept=2)
+    assert counts == SubscriberCounts(unchanged=2, kept_unsubscribed=1, kept_bounced=1)
+    assert counts.kept == 2
     hoa_after = store.get_subscriber(address="bithu.vanphong@example.vn")
     duc_after = store.get_subscriber(address="pho.bithu@example.vn")
     assert hoa_after is not None
@@ -196,23 +198,33 @@ def test_lookups_by_address_and_token(store: Store) -> None:
     assert store.get_subscriber(token=added.token) is None
 
 
+def confirm(store: Store, token: str, now: datetime) -> Subscriber | None:
+    """Press the confirmation button; the subscriber if that confirmed it (or it was active)."""
+    done = store.confirm(token, expiry=EXPIRY, now=now)
+    return done.subscriber if done is not None and done.state == "confirmed" else None
+
+
 def test_double_opt_in(store: Store) -> None:
     form = person("hoa@example.vn", display_name="Nguyễn Thị Hoà", categories=("thoi-su",), status="active")
     pending, needs = store.subscribe_pending(form, now=NOW)
     assert needs
     assert (pending.status, pending.confirmed, pending.categories) == ("pending", None, ("thoi-su",))
+    assert pending.opt_in_requested == NOW
 
     # Pending again (the form sent twice): a new token, the first link no longer works.
     again, needs = store.subscribe_pending(form, now=NOW + timedelta(minutes=5))
     assert needs
     assert again.id == pending.id
     assert again.token != pending.token
-    assert store.confirm(pending.token, now=LATER) is None
+    assert store.confirm(pending.token, expiry=EXPIRY, now=LATER) is None
 
-    active = store.confirm(again.token, now=LATER)
+    active = confirm(store, again.token, LATER)
     assert active is not None
     assert (active.status, active.confirmed, active.token) == ("active", LATER, again.token)
-    assert store.confirm(again.token, now=LATER + timedelta(days=1)) == active  # followed twice
+    assert active.opt_in_requested is None
+    # What the person asked for on the form, and confirmed, is their choice from now on.
+    assert (active.categories_chosen, active.digest_chosen) == (LATER, LATER)
+    assert confirm(store, again.token, LATER + timedelta(days=1)) == active  # followed twice
 
     # The form cannot change an active subscriber: nothing to confirm, nothing changed.
     stranger = person("HOA@example.vn", display_name="Kẻ lạ", categories=("giai-tri",), digest="weekly")
@@ -222,20 +234,23 @@ def test_double_opt_in(store: Store) -> None:
     assert gone is not None
     assert gone.status == "unsubscribed"
     assert store.unsubscribe(active.token, now=LATER + timedelta(days=1)) == gone  # idempotent
-    assert store.confirm(active.token, now=LATER) is None
+    assert store.confirm(active.token, expiry=EXPIRY, now=LATER) is None
 
-    # Subscribing again after unsubscribing is a new opt-in, with the form's preferences.
+    # Subscribing again after unsubscribing opens a request with the form's preferences;
+    # the address stays unsubscribed until the person confirms it.
     back, needs = store.subscribe_pending(
         person("hoa@example.vn", categories=("xay-dung-dang",), digest="weekly"), now=LATER
     )
     assert needs
-    assert (back.status, back.categories, back.digest) == ("pending", ("xay-dung-dang",), "weekly")
+    assert (back.status, back.categories, back.digest) == ("unsubscribed", ("xay-dung-dang",), "weekly")
+    assert back.opt_in_requested == LATER
+    assert (back.categories_chosen, back.digest_chosen) == (None, None)  # not hers until confirmed
     assert back.display_name == "Nguyễn Thị Hoà"  # the form left it empty
     assert back.token not in (active.token, again.token)
     assert store.get_subscriber(token=active.token) is None
-    confirmed = store.confirm(back.token, now=LATER + timedelta(hours=1))
+    confirmed = confirm(store, back.token, LATER + timedelta(hours=1))
     assert confirmed is not None
-    assert confirmed.status == "active"
+    assert (confirmed.status, confirmed.confirmed) == ("active", LATER + timedelta(hours=1))
 
 
 def test_bounced_address_stays_bounced(store: Store) -> None:
@@ -249,7 +264,7 @@ def test_bounced_address_stays_bounced(store: Store) -> None:
     assert (bounced.status, bounced.bounces) == ("bounced", 4)
 
     assert store.subscribe_pending(person("hop.thu.day@example.vn"), now=LATER) == (bounced, False)
-    assert store.confirm(bounced.token, now=LATER) is None
+    assert store.confirm(bounced.token, expiry=EXPIRY, now=LATER) is None
     assert not store.record_bounce(10_000, threshold=1, now=NOW)
 
     # The person's own word is the stronger one: an unsubscribed address stays unsubscribed.

@@ -7,14 +7,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from syndication import config, directory
-from syndication.cli.common import ListFormat, _errors, _run, _settings, _table, err, out
+from syndication.cli.common import ListFormat, _errors, _local, _run, _settings, _table, err, out
 from syndication.core import Syndication
 from syndication.errors import SyndicationError
+from syndication.store import SubscriberCounts
 
 subscribers_app = typer.Typer(
     help="Manage the subscriber directory (branches and their addresses).", no_args_is_help=True
@@ -32,7 +33,8 @@ def subscribers_import(
 
     Every row is checked first; every bad row is reported with its line number, and
     nothing is imported when any row is bad unless --skip-invalid. An address that
-    unsubscribed or bounced is never re-activated.
+    unsubscribed or bounced is never re-activated, and the categories and digest a
+    person chose on the preferences page are kept: both are reported.
     """
     with _errors():
         settings = _settings()
@@ -57,18 +59,51 @@ def subscribers_import(
             )
             raise typer.Exit(2)
         counts = _run(_upsert(settings, parsed.rows))
-    out.print(
-        f"{file}: {counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged, "
-        f"{counts.kept} kept unsubscribed/bounced"
-        + (f", {len(parsed.problems)} bad rows skipped" if parsed.problems else ""),
-        markup=False,
-        highlight=False,
+    _say(
+        f"{file}: {counts.new} new, {counts.updated} updated, {counts.unchanged} unchanged"
+        + (f", {len(parsed.problems)} bad rows skipped" if parsed.problems else "")
     )
+    _report_kept(counts, settings)
 
 
-async def _upsert(settings: config.Settings, rows: Any) -> Any:
+def _say(line: str) -> None:
+    out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _report_kept(counts: SubscriberCounts, settings: config.Settings) -> None:
+    """What the import left as it was against the file: opt-outs, bounces, people's choices."""
+    if counts.kept_unsubscribed:
+        _say(f"kept unsubscribed: {counts.kept_unsubscribed} (listed in the directory; they opted out)")
+    if counts.kept_bounced:
+        _say(f"kept bounced: {counts.kept_bounced} (listed in the directory; their mailbox refuses mail)")
+    if not counts.conflicts:
+        return
+    people = len({conflict.address for conflict in counts.conflicts})
+    fields = len(counts.conflicts)
+    _say(
+        f"kept what {people} {'person' if people == 1 else 'people'} chose on the preferences page "
+        f"({fields} field{'' if fields == 1 else 's'}):"
+    )
+    zone = settings.site.tz
+    for c in counts.conflicts:
+        _say(
+            f"  {c.address}: {c.field}: the directory says {_shown(c.field, c.directory)}, "
+            f"the person chose {_shown(c.field, c.chosen)} on {_local(c.chosen_at, zone)}"
+        )
+
+
+def _shown(field: str, value: str) -> str:
+    """A value as the directory file writes it: categories separated by ";", none = all."""
+    if field == "categories":
+        return f'"{";".join(value.split())}"' if value else "all categories"
+    return f'"{value}"'
+
+
+async def _upsert(
+    settings: config.Settings, rows: Any, event: Literal["import", "add"] = "import"
+) -> SubscriberCounts:
     async with Syndication(settings) as syn:
-        return await syn.upsert_subscribers(rows)
+        return await syn.upsert_subscribers(rows, event=event)
 
 
 @subscribers_app.command("list")
@@ -178,7 +213,11 @@ def subscribers_add(
         typer.Option("--digest", metavar="NAME", help="Digest to receive (default: the first configured)."),
     ] = None,
 ) -> None:
-    """Add one subscriber (active at once: the publisher vouches for it), or update it."""
+    """Add one subscriber (active at once: the publisher vouches for it), or update it.
+
+    An address that unsubscribed or bounced keeps its status, and the categories and
+    digest a person chose on the preferences page are kept: both are reported.
+    """
     with _errors():
         settings = _settings()
         row = directory.single_row(
@@ -190,9 +229,18 @@ def subscribers_add(
             known_categories=[c.slug for c in settings.categories],
             known_digests=[d.name for d in settings.digests],
         )
-        counts = _run(_upsert(settings, [row]))
-    state = "added" if counts.new else "kept unsubscribed/bounced" if counts.kept else "updated"
-    out.print(f"{row.address}: {state}", markup=False, highlight=False)
+        counts = _run(_upsert(settings, [row], "add"))
+    if counts.new:
+        state = "added"
+    elif counts.kept_unsubscribed:
+        state = "kept unsubscribed (they opted out; only they can subscribe again)"
+    elif counts.kept_bounced:
+        state = "kept bounced (their mailbox refuses mail)"
+    else:
+        state = "updated" if counts.updated else "unchanged"
+    _say(f"{row.address}: {state}")
+    if counts.conflicts:
+        _report_kept(SubscriberCounts(conflicts=counts.conflicts), settings)
 
 
 @subscribers_app.command("remove")

@@ -231,18 +231,28 @@ def _mail_settings(c: _Checker, t: Mapping[str, Any], base: Path, env: Mapping[s
     )
 
 
+_CONFIRM_EXPIRY = (timedelta(hours=1), timedelta(days=90))
+"""Shortest and longest ``subscribe.confirm_expiry``: time to open the mail, not a standing link."""
+
+
 def _subscribe_settings(c: _Checker, t: Mapping[str, Any], env: Mapping[str, str]) -> SubscribeSettings:
     d = SubscribeSettings()
     p = "subscribe."
-    c.unknown(t, p, {"secret_env", "per_client_per_hour", "per_address_per_day"})
+    limit_names = ("per_client_per_hour", "per_address_per_day", "confirmations_per_hour")
+    c.unknown(t, p, {"secret_env", "confirm_expiry", *limit_names})
     limits: dict[str, int] = {}
-    for name in ("per_client_per_hour", "per_address_per_day"):
+    for name in limit_names:
         value = c.get(t, p, name, int, getattr(d, name))
         if value is None or not 1 <= value <= 10000:
             c.problem(p + name, f"must be between 1 and 10000, got {value}")
             value = getattr(d, name)
         limits[name] = value
-    return SubscribeSettings(secret=_secret(c, t, "subscribe.secret", env), **limits)
+    expiry = c.convert(t, p, "confirm_expiry", parse_duration, d.confirm_expiry)
+    low, high = _CONFIRM_EXPIRY
+    if not low <= expiry <= high:
+        c.problem(p + "confirm_expiry", f'must be between "1h" and "90d", got "{t["confirm_expiry"]}"')
+        expiry = d.confirm_expiry
+    return SubscribeSettings(secret=_secret(c, t, "subscribe.secret", env), confirm_expiry=expiry, **limits)
 
 
 _DIGEST_KEYS = {"name", "title", "schedule", "subject", "max_items", "skip_empty", "period", "grace"}

@@ -125,10 +125,19 @@ class MailSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubscribeSettings:
+    """The public subscription pages (``[subscribe]``); the limits are kept in the store,
+    shared by every process of the site."""
+
     secret: str | None = field(default=None, repr=False)
     """Signs forms (CSRF) and rate-limit keys; from the variable named by ``secret_env``."""
     per_client_per_hour: int = 10
+    """Subscribe requests per client (an IPv4 address, an IPv6 /64)."""
     per_address_per_day: int = 3
+    """Confirmation e-mails per mailbox (Gmail dots, ``googlemail.com`` and ``+tags`` count as one)."""
+    confirmations_per_hour: int = 100
+    """Confirmation e-mails per hour over the whole site."""
+    confirm_expiry: timedelta = timedelta(days=7)
+    """How long a confirmation link works; the daily clean-up then deletes the unconfirmed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

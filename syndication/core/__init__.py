@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from syndication import text
 from syndication.config import Settings
@@ -45,7 +45,7 @@ from syndication.core.feeds import FeedService
 from syndication.core.parsing import ParsePool, make_parse_pool
 from syndication.core.polling import Poller
 from syndication.core.service import NODE_EXPIRY
-from syndication.core.subscriptions import SubscriptionService
+from syndication.core.subscriptions import LONGEST_WINDOW, SubscriptionService
 from syndication.errors import SyndicationError
 from syndication.ingest.fetch import Fetcher, HttpFetcher
 from syndication.mail.send import Transport
@@ -256,9 +256,12 @@ class Syndication:
 
     # --- subscribers and digests -------------------------------------------------------
 
-    async def upsert_subscribers(self, rows: Sequence[SubscriberData]) -> SubscriberCounts:
+    async def upsert_subscribers(
+        self, rows: Sequence[SubscriberData], *, event: Literal["import", "add"] = "import"
+    ) -> SubscriberCounts:
+        """Import directory rows (or ``add`` one, active) by the rules of ``Store.upsert_subscribers``."""
         await self.start()
-        return await self._db(self.store.upsert_subscribers, rows, now=self.clock())
+        return await self._db(self.store.upsert_subscribers, rows, now=self.clock(), event=event)
 
     async def list_subscribers(
         self, *, status: str | None = None, digest: str | None = None
@@ -428,7 +431,9 @@ class Syndication:
         return await self._db(self.store.find_issue, name, scheduled_for)
 
     async def prune(self) -> Pruned:
-        """Delete what ``[retention]`` no longer keeps."""
+        """Delete what ``[retention]`` no longer keeps, the opt-in requests older than
+        ``subscribe.confirm_expiry`` (unconfirmed pending addresses with them), and the
+        rate-limit hits older than a day (the longest window)."""
         await self.start()
         now = self.clock()
         keep = self.settings.retention
@@ -437,13 +442,17 @@ class Syndication:
             articles_before=now - keep.articles if keep.articles else None,
             deliveries_before=now - keep.deliveries if keep.deliveries else None,
             nodes_before=now - NODE_EXPIRY,
+            requests_before=now - self.settings.subscribe.confirm_expiry,
+            rate_hits_before=now - LONGEST_WINDOW,
         )
         log.info(
-            "clean-up: %d articles, %d deliveries (%d issues kept as totals), %d page validators deleted",
+            "clean-up: %d articles, %d deliveries (%d issues kept as totals), %d page validators, "
+            "%d unconfirmed subscribers deleted",
             pruned.articles,
             pruned.deliveries,
             pruned.issues_summarised,
             pruned.page_validators,
+            pruned.subscribers,
         )
         if pruned.articles and self._feed_service is not None:
             await self._feed_service.refresh()

@@ -433,15 +433,15 @@ class DigestService:
             self._templates[rendered] = templates
         return templates
 
-    async def send_confirmation(self, subscriber: Subscriber) -> None:
-        """The double opt-in e-mail with the confirmation link."""
+    async def send_confirmation(self, subscriber: Subscriber, *, name: str = "") -> None:
+        """The double opt-in e-mail with the confirmation link, greeting ``name`` ("" for the
+        neutral greeting; the caller passes only what ``policy.optin.greeting_name`` allows)."""
         digest = self._settings.digest(subscriber.digest)
-        # The name came from a public form: it is not repeated in a mail to an address
-        # its writer may not own, so the form cannot put words in our mouth.
         rendered = self.renderer.render_confirmation(
-            display_name="",
+            display_name=name,
             confirm_url=self.confirm_url(subscriber.token),
             digest_title=digest.title if digest else subscriber.digest,
+            valid_for=self._settings.subscribe.confirm_expiry,
         )
         mail = self._settings.mail
         recipient = addresses.for_sending(subscriber.address)

@@ -29,7 +29,7 @@ import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -53,6 +53,7 @@ __all__ = [
     "personal_values",
     "personalise",
     "vietnamese_date",
+    "vietnamese_duration",
 ]
 
 DISPLAY_NAME: Final = "%%DISPLAY_NAME%%"
@@ -68,6 +69,8 @@ TEMPLATES: Final = ("digest.html", "digest.txt", "confirm.html", "confirm.txt", 
 UNTITLED: Final = "(Không có tiêu đề)"
 NO_NAME: Final = "quý bạn đọc"
 """Put in place of an empty display name ("Kính gửi quý bạn đọc,")."""
+COMRADE: Final = "đồng chí"
+"""Before a person's name in the party register ("Kính gửi đồng chí Nguyễn Văn An,")."""
 CONFIRM_SUBJECT: Final = "Xác nhận đăng ký nhận bản tin – {site}"
 EMPTY_NOTICE: Final = "Không có tin mới trong kỳ này."
 
@@ -174,6 +177,15 @@ def _short_date(moment: datetime, zone: tzinfo) -> str:
     if moment.tzinfo is None:
         raise ValueError("a naive datetime cannot be shown in a time zone")
     return f"{moment.astimezone(zone):%d/%m/%Y}"
+
+
+def vietnamese_duration(span: timedelta) -> str:
+    """``7 ngày``, ``36 giờ``, ``90 phút``: the largest unit that divides ``span`` (at least a minute)."""
+    minutes = max(1, int(span.total_seconds() // 60))
+    for unit, size in (("ngày", 1440), ("giờ", 60)):
+        if minutes % size == 0:
+            return f"{minutes // size} {unit}"
+    return f"{minutes} phút"
 
 
 def _line(text: str, *, limit: int = 1000) -> str:
@@ -373,10 +385,20 @@ class DigestRenderer:
             text=self._templates["digest.txt"].render(context),
         )
 
-    def render_confirmation(self, *, display_name: str, confirm_url: str, digest_title: str) -> Rendered:
+    def render_confirmation(
+        self,
+        *,
+        display_name: str,
+        confirm_url: str,
+        digest_title: str,
+        valid_for: timedelta | None = None,
+    ) -> Rendered:
         """The double opt-in e-mail: one link that activates the subscription.
 
-        Personal from the start (no markers): it goes to one address.
+        Personal from the start (no markers): it goes to one address. A person named
+        is greeted in the party register ("Kính gửi đồng chí <name>,"), anyone else
+        neutrally ("Kính gửi quý bạn đọc,"). ``valid_for``: how long the link works,
+        said in the mail.
 
         Raises:
             ValueError: ``confirm_url`` is not an absolute http(s) address.
@@ -385,14 +407,16 @@ class DigestRenderer:
         if confirm is None:
             raise ValueError("confirm_url must be an absolute http(s) address")
         subject = clean_line(CONFIRM_SUBJECT.format(site=self.site_title), limit=250)
+        name = _line(display_name, limit=200)
         context = {
             "subject": subject,
             "site_title": self.site_title,
             "site_url": self.site_url,
             "publisher": self.publisher,
-            "display_name": _line(display_name, limit=200) or NO_NAME,
+            "greeting": f"{COMRADE} {name}" if name else NO_NAME,
             "digest_title": _line(digest_title),
             "confirm_url": confirm,
+            "valid_for": vietnamese_duration(valid_for) if valid_for else "",
         }
         return Rendered(
             subject=subject,

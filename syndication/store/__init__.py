@@ -1,15 +1,17 @@
 """The durable store: sources and their poll state, articles, page validators,
 versions of published feeds and the published documents' tags and dates,
-subscribers and their organisations, digest issues and the outbox of deliveries;
-migrations.
+subscribers and their organisations, digest issues and the outbox of deliveries,
+subscribe limits; migrations.
 
 ``Store`` is the one interface the rest of syndication uses. Its methods are
 split by domain into query modules (``sources``, ``pages``, ``articles``,
-``scopes``, ``documents``, ``subscribers``, ``deliveries``, ``monitoring``) that
-take a connection; ``Store`` opens one transaction per call, holds the write lock for writes, and is the edge
-where database errors become ``StoreError`` (``engine.wrap_errors``). The schema
-lives in ``schema``; the database is created and changed only by the Alembic
-migrations in ``migrations/``.
+``scopes``, ``documents``, ``subscribers``, ``limits``, ``deliveries``,
+``monitoring``) that take a connection (the methods of the running service and of
+the subscription pages sit in the mixins ``running`` and ``subscribing``);
+``Store`` opens one transaction per call, holds the write lock for writes, and is
+the edge where database errors become ``StoreError`` (``engine.wrap_errors``). The
+schema lives in ``schema``; the database is created and changed only by the
+Alembic migrations in ``migrations/``.
 
 Synchronous on purpose: this is SQLAlchemy Core on a plain engine, and ``core``
 calls it off the event loop in a worker thread (``asyncio.to_thread``, or an
@@ -38,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import Literal
 
 from syndication.types import (
     Article,
@@ -67,7 +70,8 @@ from .documents import DocumentTag
 from .engine import Database, display_url
 from .running import RunningStore
 from .service import Pruned
-from .subscribers import SubscriberCounts
+from .subscribers import PreferenceConflict, SubscriberCounts
+from .subscribing import SubscribingStore
 from .util import name_order
 
 __all__ = [
@@ -75,6 +79,7 @@ __all__ = [
     "Claim",
     "DocumentTag",
     "NewDelivery",
+    "PreferenceConflict",
     "Pruned",
     "Store",
     "SubscriberCounts",
@@ -82,7 +87,7 @@ __all__ = [
 ]
 
 
-class Store(RunningStore):
+class Store(RunningStore, SubscribingStore):
     """The store behind one database URL.
 
     Usable as a context manager, which closes it. Every method is one
@@ -387,14 +392,23 @@ class Store(RunningStore):
 
     # --- subscribers --------------------------------------------------------------
 
-    def upsert_subscribers(self, rows: Sequence[SubscriberData], *, now: datetime) -> SubscriberCounts:
+    def upsert_subscribers(
+        self, rows: Sequence[SubscriberData], *, now: datetime, event: Literal["import", "add"] = "import"
+    ) -> SubscriberCounts:
         """Insert or update subscribers by address (lower-cased), in one transaction.
+
+        The status follows ``policy.lifecycle`` for ``event`` (``import`` of directory
+        rows, or ``add``, whose rows are active whatever they say):
 
         - A new address is inserted with the row's status and a new token.
         - A known address gets the row's display name, organisation (None: none),
-          categories and digest. Its status becomes the row's, except that an
-          address that unsubscribed or bounced keeps its status: the directory never
-          re-activates one (counted as ``kept``).
+          categories and digest, except the fields the person chose themselves (on the
+          preferences page, or by confirming a request of the form): those stay, and
+          each one the row would have changed is reported in ``conflicts``.
+        - A pending or active address takes the row's status. One that unsubscribed or
+          bounced keeps its status: the directory never re-activates one (counted as
+          ``kept_unsubscribed`` or ``kept_bounced``), and an open opt-in request beside
+          it stays open for the person to confirm.
         - Organisations are created by name, and a row's ``organisation_parent``
           (created too) becomes its organisation's parent; a row without one leaves
           the parent as it was.
@@ -408,7 +422,7 @@ class Store(RunningStore):
                 directory validates both first).
         """
         with self._db.transaction("save subscribers", write=True) as connection:
-            return _subscribers.upsert_subscribers(connection, rows, now=now)
+            return _subscribers.upsert_subscribers(connection, rows, now=now, event=event)
 
     def add_subscriber(self, row: SubscriberData, *, now: datetime) -> Subscriber:
         """Upsert one subscriber by the rules of ``upsert_subscribers``; the stored result.
@@ -494,60 +508,12 @@ class Store(RunningStore):
         with self._db.transaction("list organisations") as connection:
             return _subscribers.list_organisations(connection)
 
-    def subscribe_pending(self, row: SubscriberData, *, now: datetime) -> tuple[Subscriber, bool]:
-        """Start double opt-in from the subscribe form: ``(subscriber, needs_confirmation)``.
-
-        A new address is stored pending (whatever ``row.status``). A pending or
-        unsubscribed one becomes pending again with a new token (earlier links stop
-        working) and the form's categories, digest and, when given, display name and
-        organisation. An active or bounced one is returned unchanged and needs no
-        message: the form cannot change the preferences of someone else's address.
-
-        Raises:
-            StoreError: the database failed.
-        """
-        with self._db.transaction("subscribe", write=True) as connection:
-            return _subscribers.subscribe_pending(connection, row, now=now)
-
-    def confirm(self, token: str, *, now: datetime) -> Subscriber | None:
-        """Follow a confirmation link: pending becomes active; active is returned as it is;
-        None for any other status or an unknown token.
-
-        Raises:
-            StoreError: the database failed.
-        """
-        with self._db.transaction("confirm a subscription", write=True) as connection:
-            return _subscribers.confirm(connection, token, now=now)
-
-    def set_preferences(
-        self, token: str, *, categories: Sequence[str], digest: str, now: datetime
-    ) -> Subscriber | None:
-        """Change the categories (empty: all) and digest of the token's subscriber, whatever
-        its status (which stays); None for an unknown token.
-
-        Raises:
-            StoreError: the database failed.
-        """
-        with self._db.transaction("save preferences", write=True) as connection:
-            return _subscribers.set_preferences(
-                connection, token, categories=categories, digest=digest, now=now
-            )
-
-    def unsubscribe(self, token: str, *, now: datetime) -> Subscriber | None:
-        """Unsubscribe the token's subscriber, from any status; again changes nothing.
-        None for an unknown token.
-
-        Raises:
-            StoreError: the database failed.
-        """
-        with self._db.transaction("unsubscribe", write=True) as connection:
-            return _subscribers.unsubscribe(connection, token, now=now)
-
     def record_bounce(self, subscriber_id: int, *, threshold: int, now: datetime) -> bool:
         """Count one permanent failure of the subscriber's address; whether it is now bounced.
 
         A pending or active subscriber becomes bounced once it has ``threshold``
-        bounces; an unsubscribed one stays unsubscribed. Unknown ids: False.
+        bounces (its opt-in request, if any, is closed); an unsubscribed one stays
+        unsubscribed. Unknown ids: False.
 
         Raises:
             StoreError: the database failed.

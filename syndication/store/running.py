@@ -1,6 +1,7 @@
 """The store's methods for the running service (``Store`` inherits them): leases on
 sources, the processes at work, the outbox's next due time, the published documents'
-dates and pings, and retention.
+dates and pings, and retention (which also expires opt-in requests and forgets old
+rate-limit hits).
 
 Kept apart from ``store/__init__.py`` only to keep modules short; the same rules
 apply: one transaction per call, the write lock for writes, errors become
@@ -16,8 +17,10 @@ from syndication.types import DigestIssue, NodeInfo
 
 from . import deliveries as _deliveries
 from . import documents as _documents
+from . import limits as _limits
 from . import scopes as _scopes
 from . import service as _service
+from . import subscribers as _subscribers
 from .deliveries import Claim
 from .documents import DocumentTag
 from .engine import Database
@@ -212,19 +215,24 @@ class RunningStore:
         articles_before: datetime | None,
         deliveries_before: datetime | None,
         nodes_before: datetime,
+        requests_before: datetime | None = None,
+        rate_hits_before: datetime | None = None,
     ) -> Pruned:
         """Delete what retention no longer keeps, in one transaction: articles published
         and first seen before ``articles_before`` (with their duplicates, and the page
         validators checked before then), the deliveries and archived pages of finished
         issues scheduled before ``deliveries_before`` (the issues stay, with their
-        per-branch totals), and processes silent since ``nodes_before``. ``None`` keeps.
+        per-branch totals), processes silent since ``nodes_before``, opt-in requests made
+        before ``requests_before`` (a pending address never confirmed is deleted, any
+        other keeps its row and loses the request: ``policy.lifecycle.stale_request``) and
+        rate-limit hits made before ``rate_hits_before``. ``None`` keeps.
         Feeds that listed a deleted article are marked changed.
 
         Raises:
             StoreError: the database failed.
         """
         with self._db.transaction("prune", write=True) as connection:
-            articles = pages = deliveries = issues = 0
+            articles = pages = deliveries = issues = expired = hits = 0
             if articles_before is not None:
                 roots, doomed = _service.old_articles(connection, before=articles_before)
                 # Mark the feeds that listed them before the rows (and their categories) go.
@@ -234,10 +242,16 @@ class RunningStore:
             if deliveries_before is not None:
                 deliveries, issues = _service.prune_deliveries(connection, before=deliveries_before)
             nodes = _service.prune_nodes(connection, before=nodes_before)
+            if requests_before is not None:
+                expired = _subscribers.expire_requests(connection, before=requests_before)
+            if rate_hits_before is not None:
+                hits = _limits.prune(connection, before=rate_hits_before)
             return Pruned(
                 articles=articles,
                 deliveries=deliveries,
                 issues_summarised=issues,
                 page_validators=pages,
                 nodes=nodes,
+                subscribers=expired,
+                rate_hits=hits,
             )

@@ -231,6 +231,12 @@ subscribers = Table(
     Column("confirmed", UTCDateTime),
     Column("status_changed", UTCDateTime, nullable=False),
     Column("bounces", Integer, nullable=False, server_default="0"),
+    # The open opt-in request of the public form (0006): when it was made; NULL when none.
+    # The status stays what it was (an address that unsubscribed stays so) until confirmed.
+    Column("opt_in_requested", UTCDateTime),
+    # When the person set these fields themselves (0006); a directory import leaves them alone.
+    Column("categories_chosen", UTCDateTime),
+    Column("digest_chosen", UTCDateTime),
     CheckConstraint(_one_of("status", SUBSCRIBER_STATUSES), name="status"),
     # Ids are handed to deliveries: never reuse one (SQLite AUTOINCREMENT).
     sqlite_autoincrement=True,
@@ -328,3 +334,17 @@ issue_totals = Table(
     # Replaced by a later issue (0007; before it, they are among the failed).
     Column("superseded", Integer, nullable=False, server_default="0"),
 )
+
+# --- subscribe limits (0006) -----------------------------------------------------------------
+
+rate_hits = Table(
+    "rate_hits",
+    metadata,
+    # One counted request under a limit (a sliding window): a keyed hash of a client or a
+    # mailbox, or the name of a site-wide limit. Rows older than their window are deleted.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(100), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+)
+Index("ix_rate_hits_key_at", rate_hits.c.key, rate_hits.c.at)
+Index("ix_rate_hits_at", rate_hits.c.at)

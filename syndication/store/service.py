@@ -148,6 +148,9 @@ class Pruned:
     issues_summarised: int = 0
     page_validators: int = 0
     nodes: int = 0
+    subscribers: int = 0
+    """Pending addresses whose opt-in request expired unconfirmed."""
+    rate_hits: int = 0
 
 
 _UNFINISHED = ("pending", "sending", "retrying")

@@ -1,9 +1,13 @@
 """Queries about organisations and subscribers: the directory's upsert, the steps of
-double opt-in behind the web pages, unsubscribing and bounces.
+double opt-in behind the web pages, unsubscribing, bounces, and the clean-up of
+opt-in requests that expired.
 
-The rules are documented on the ``Store`` methods. The one that matters most: an
-address that unsubscribed or bounced is never made active again by the
-directory; only the person, by confirming a new opt-in, can do that.
+Which status an event leads to is ``policy.lifecycle``'s rule, applied here inside
+the transaction; the rest is documented on the ``Store`` methods. The one that
+matters most: an address that unsubscribed or bounced is never made active again by
+the directory or by the public form; only the person, by confirming a new opt-in,
+can do that. The second: what a person chose for themselves (categories, digest)
+wins over the directory, and the import reports where they differ.
 
 Addresses are stored lower-cased (one subscriber per mailbox, however it is
 spelled); organisation names are cleaned like any one-line field (NFC,
@@ -12,7 +16,7 @@ by spaces: always read and written whole, and equal texts mean equal selections,
 which is what a digest groups subscribers by.
 
 Tokens are ``secrets.token_urlsafe(32)`` (256 random bits): minted on insert and
-again at every new opt-in, so an old confirmation link stops working.
+again at every new opt-in request, so an old confirmation link stops working.
 
 Functions take a ``Connection`` already inside a transaction (``Store`` opens it,
 holds the write lock and translates errors); they neither commit nor catch, and
@@ -24,22 +28,40 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal, cast
 
-from sqlalchemy import Connection, Select, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Select, bindparam, delete, func, insert, select, update
 
 from syndication import text
 from syndication.errors import StoreError
-from syndication.types import Subscriber, SubscriberData, SubscriberStatus
+from syndication.policy import lifecycle
+from syndication.types import Confirmation, Subscriber, SubscriberData, SubscriberStatus
 
 from .schema import SUBSCRIBER_STATUSES, organisations, subscribers
 from .util import chunks, name_order
 
-_FINAL: frozenset[str] = frozenset({"unsubscribed", "bounced"})
-"""Statuses the directory never changes: the person said no, or the mailbox is gone."""
+PreferenceField = Literal["categories", "digest"]
+PERSONAL: Final[tuple[PreferenceField, ...]] = ("categories", "digest")
+"""The fields the preferences page sets: once the person set one, it is theirs."""
+
+_STATUS_COLUMNS: Final = ("status", "status_changed", "confirmed", "opt_in_requested")
+"""What the lifecycle decides; a directory row's fields never write these directly."""
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreferenceConflict:
+    """A field the person set themselves, which a directory row would have changed: kept."""
+
+    address: str
+    field: PreferenceField
+    directory: str
+    """What the row says (categories: slugs separated by spaces, "" for all)."""
+    chosen: str
+    """What the person chose, which stays."""
+    chosen_at: datetime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,9 +72,18 @@ class SubscriberCounts:
     updated: int = 0
     """Existing addresses with a field changed."""
     unchanged: int = 0
-    kept: int = 0
-    """Addresses that unsubscribed or bounced, whose status the row would have changed:
-    the status was kept (their other fields may have been updated)."""
+    kept_unsubscribed: int = 0
+    """Addresses that unsubscribed, whose status the row would have changed: they stay
+    unsubscribed (their other fields may have been updated)."""
+    kept_bounced: int = 0
+    """The same for bounced addresses."""
+    conflicts: tuple[PreferenceConflict, ...] = ()
+    """Fields the person chose, kept against the row, by address."""
+
+    @property
+    def kept(self) -> int:
+        """Addresses whose status was kept against the row."""
+        return self.kept_unsubscribed + self.kept_bounced
 
 
 def normalise_address(address: str) -> str:
@@ -90,6 +121,9 @@ _COLUMNS = (
     subscribers.c.created,
     subscribers.c.confirmed,
     subscribers.c.bounces,
+    subscribers.c.opt_in_requested,
+    subscribers.c.categories_chosen,
+    subscribers.c.digest_chosen,
 )
 
 
@@ -111,6 +145,9 @@ def _subscriber(row: Any) -> Subscriber:
         created=row.created,
         confirmed=row.confirmed,
         bounces=row.bounces,
+        opt_in_requested=row.opt_in_requested,
+        categories_chosen=row.categories_chosen,
+        digest_chosen=row.digest_chosen,
     )
 
 
@@ -213,6 +250,8 @@ def list_organisations(connection: Connection) -> list[tuple[str, str | None]]:
 
 
 def _status_fields(stored: Mapping[str, Any] | None, status: str, now: datetime) -> Row:
+    """The status columns of an address that moves to ``status`` (``confirmed``: the first
+    time it becomes active, when the publisher vouches for it)."""
     confirmed = None if stored is None else stored["confirmed"]
     if status == "active" and confirmed is None:
         confirmed = now
@@ -244,44 +283,75 @@ def _fields(row: SubscriberData, organisation_ids: Mapping[str, int]) -> Row:
 
 
 def upsert_subscribers(
-    connection: Connection, rows: Sequence[SubscriberData], *, now: datetime
+    connection: Connection,
+    rows: Sequence[SubscriberData],
+    *,
+    now: datetime,
+    event: Literal["import", "add"] = "import",
 ) -> SubscriberCounts:
     """Insert or update subscribers by address; see ``Store.upsert_subscribers``.
 
     Raises:
         StoreError: an organisation would become its own ancestor.
+        ValueError: a row's status is unknown, or a category is not a slug.
     """
     batch = {normalise_address(row.address): row for row in rows}  # the last row of an address wins
     if not batch:
         return SubscriberCounts()
+    for row in batch.values():
+        if row.status not in SUBSCRIBER_STATUSES:
+            raise ValueError(f"not a subscriber status: {row.status!r}")
     organisation_ids = _organisation_ids(connection, batch.values())
     stored = _stored(connection, list(batch))
     inserts: list[Row] = []
     updates: list[Row] = []
-    counts = {"new": 0, "updated": 0, "unchanged": 0, "kept": 0}
+    counts = dict.fromkeys(("new", "updated", "unchanged", "kept_unsubscribed", "kept_bounced"), 0)
+    conflicts: list[PreferenceConflict] = []
     for address, row in batch.items():
         fields = _fields(row, organisation_ids)
         old = stored.get(address)
+        step = lifecycle.step(None if old is None else old["status"], event, wanted=row.status)
         if old is None:
-            inserts.append(_new_row(address, fields, row.status, now))
+            inserts.append(_new_row(address, fields, step.status, now))
             counts["new"] += 1
             continue
+        conflicts.extend(_keep_chosen(address, fields, old))
         changed = any(old[name] != value for name, value in fields.items())
-        merged = {**fields, **{name: old[name] for name in ("status", "status_changed", "confirmed")}}
-        kept = row.status != old["status"] and old["status"] in _FINAL
-        if row.status != old["status"] and not kept:
-            if row.status not in SUBSCRIBER_STATUSES:
-                raise ValueError(f"not a subscriber status: {row.status!r}")
-            merged.update(_status_fields(old, row.status, now))
+        merged = {**fields, **{name: old[name] for name in _STATUS_COLUMNS}}
+        if step.status != old["status"]:
+            merged.update(_status_fields(old, step.status, now))
+            changed = True
+        if step.request == "close" and old["opt_in_requested"] is not None:
+            merged["opt_in_requested"] = None
             changed = True
         if changed:
             updates.append({"b_id": old["id"], **merged, "updated": now})
-        counts["kept" if kept else "updated" if changed else "unchanged"] += 1
+        if step.kept:
+            counts[f"kept_{old['status']}"] += 1
+        else:
+            counts["updated" if changed else "unchanged"] += 1
     if inserts:
         connection.execute(insert(subscribers), inserts)
     if updates:
         connection.execute(update(subscribers).where(subscribers.c.id == bindparam("b_id")), updates)
-    return SubscriberCounts(**counts)
+    return SubscriberCounts(**counts, conflicts=tuple(conflicts))
+
+
+def _keep_chosen(address: str, fields: Row, old: Mapping[str, Any]) -> list[PreferenceConflict]:
+    """Put back into ``fields`` what the person chose themselves; the conflicts with the row."""
+    conflicts: list[PreferenceConflict] = []
+    for name in PERSONAL:
+        chosen_at = old[f"{name}_chosen"]
+        if chosen_at is None:
+            continue
+        if fields[name] != old[name]:
+            conflicts.append(
+                PreferenceConflict(
+                    address=address, field=name, directory=fields[name], chosen=old[name], chosen_at=chosen_at
+                )
+            )
+        fields[name] = old[name]
+    return conflicts
 
 
 def get_by_address(connection: Connection, address: str) -> Subscriber | None:
@@ -348,16 +418,19 @@ def _write(connection: Connection, subscriber_id: int, values: Mapping[str, Any]
 def subscribe_pending(
     connection: Connection, row: SubscriberData, *, now: datetime
 ) -> tuple[Subscriber, bool]:
-    """Start (or restart) double opt-in for an address; see ``Store.subscribe_pending``."""
+    """Open an opt-in request for an address from the public form; see ``Store.subscribe_pending``."""
     address = normalise_address(row.address)
     old = _stored(connection, [address]).get(address)
-    if old is not None and old["status"] in ("active", "bounced"):
+    step = lifecycle.step(None if old is None else old["status"], "subscribe")
+    if step.request != "open":
+        assert old is not None
         return _by_id(connection, old["id"]), False
     # Someone may type any address into the form: it gets only a confirmation message,
     # and the organisation stays as the directory said when the form gives none.
     fields = _fields(row, _organisation_ids(connection, [row]))
     if old is None:
-        connection.execute(insert(subscribers), [_new_row(address, fields, "pending", now)])
+        values = {**_new_row(address, fields, step.status, now), "opt_in_requested": now}
+        connection.execute(insert(subscribers), [values])
         found = get_by_address(connection, address)
         assert found is not None
         return found, True
@@ -365,52 +438,116 @@ def subscribe_pending(
         fields["organisation_id"] = old["organisation_id"]
     if not fields["display_name"]:
         fields["display_name"] = old["display_name"]
-    values = {**fields, "status": "pending", "status_changed": now, "token": new_token(), "updated": now}
+    values = {**fields, "token": new_token(), "opt_in_requested": now, "updated": now}
+    if step.status != old["status"]:
+        values.update(status=step.status, status_changed=now)
+    for name in PERSONAL:
+        # What the form asks for is not the person's choice until they confirm it.
+        if fields[name] != old[name]:
+            values[f"{name}_chosen"] = None
     return _write(connection, old["id"], values), True
 
 
-def confirm(connection: Connection, token: str, *, now: datetime) -> Subscriber | None:
-    """Pending -> active; active stays; anything else (or an unknown token) is None."""
+def confirmation(
+    connection: Connection, token: str, *, expiry: timedelta, now: datetime
+) -> Confirmation | None:
+    """Where the token's confirmation link stands (``lifecycle.confirmation_state``); None
+    for an unknown token or a link that leads nowhere."""
     found = get_by_token(connection, token)
-    if found is None or found.status not in ("pending", "active"):
+    if found is None:
         return None
-    if found.status == "active":
+    state = lifecycle.confirmation_state(found.status, found.opt_in_requested, now=now, expiry=expiry)
+    return None if state is None else Confirmation(subscriber=found, state=state)
+
+
+def confirm(connection: Connection, token: str, *, expiry: timedelta, now: datetime) -> Confirmation | None:
+    """Press the confirmation button; see ``Store.confirm``."""
+    found = confirmation(connection, token, expiry=expiry, now=now)
+    if found is None or found.state != "open":
         return found
-    values = {"status": "active", "status_changed": now, "confirmed": now, "updated": now}
-    return _write(connection, found.id, values)
+    subscriber = found.subscriber
+    step = lifecycle.step(subscriber.status, "confirm", request_open=True)
+    values: Row = {
+        "status": step.status,
+        "status_changed": now,
+        "confirmed": now,
+        "opt_in_requested": None,
+        "updated": now,
+        # The person confirmed what they asked for on the form: their choice from now on.
+        **{f"{name}_chosen": now for name in PERSONAL},
+    }
+    return Confirmation(subscriber=_write(connection, subscriber.id, values), state="confirmed")
 
 
 def set_preferences(
     connection: Connection, token: str, *, categories: Sequence[str], digest: str, now: datetime
 ) -> Subscriber | None:
-    """Change categories and digest of the token's subscriber (status unchanged); None if unknown."""
+    """Change categories and digest of the token's subscriber (status unchanged), marking each
+    field that changes as the person's choice; None if the token is unknown."""
     found = get_by_token(connection, token)
     if found is None:
         return None
-    values = {"categories": _categories_text(categories), "digest": digest}
-    if (" ".join(found.categories), found.digest) == (values["categories"], digest):
+    wanted: Row = {"categories": _categories_text(categories), "digest": digest}
+    current = {"categories": " ".join(found.categories), "digest": found.digest}
+    changed = [name for name in PERSONAL if wanted[name] != current[name]]
+    if not changed:
         return found
+    values: Row = {name: wanted[name] for name in changed}
+    values.update({f"{name}_chosen": now for name in changed})
     return _write(connection, found.id, {**values, "updated": now})
 
 
 def unsubscribe(connection: Connection, token: str, *, now: datetime) -> Subscriber | None:
-    """Make the token's subscriber unsubscribed (from any status; again is a no-op); None if unknown."""
+    """Make the token's subscriber unsubscribed (from any status; again is a no-op) and close
+    any opt-in request; None if the token is unknown."""
     found = get_by_token(connection, token)
-    if found is None or found.status == "unsubscribed":
+    if found is None:
+        return None
+    step = lifecycle.step(found.status, "unsubscribe")
+    if found.status == step.status and found.opt_in_requested is None:
         return found
-    return _write(connection, found.id, {"status": "unsubscribed", "status_changed": now, "updated": now})
+    values: Row = {"status": step.status, "opt_in_requested": None, "updated": now}
+    if found.status != step.status:
+        values["status_changed"] = now
+    return _write(connection, found.id, values)
 
 
 def record_bounce(connection: Connection, subscriber_id: int, *, threshold: int, now: datetime) -> bool:
-    """Count a permanent failure; bounced from ``threshold`` on. Whether it is now bounced."""
+    """Count a permanent failure; from ``threshold`` on, a ``bounce`` of the lifecycle.
+    Whether the subscriber is now bounced."""
     row = connection.execute(
         select(subscribers.c.status, subscribers.c.bounces).where(subscribers.c.id == subscriber_id)
     ).first()
     if row is None:
         return False
     values: Row = {"bounces": row.bounces + 1, "updated": now}
-    # An unsubscribed address stays unsubscribed: the person's own word is the stronger one.
-    if values["bounces"] >= threshold and row.status in ("pending", "active"):
-        values.update(status="bounced", status_changed=now)
+    status = row.status
+    if values["bounces"] >= threshold:
+        step = lifecycle.step(row.status, "bounce")
+        if step.status != row.status:
+            status = step.status
+            values.update(status=status, status_changed=now)
+        if step.request == "close":
+            values["opt_in_requested"] = None
     connection.execute(update(subscribers).where(subscribers.c.id == subscriber_id).values(**values))
-    return bool(values.get("status", row.status) == "bounced")
+    return bool(status == "bounced")
+
+
+def expire_requests(connection: Connection, *, before: datetime) -> int:
+    """The clean-up of opt-in requests made before ``before`` (``lifecycle.stale_request``):
+    delete the pending addresses never confirmed, close the others' requests. How many
+    addresses were deleted."""
+    c = subscribers.c
+    stale = connection.execute(select(c.id, c.status, c.confirmed).where(c.opt_in_requested < before)).all()
+    doomed = [
+        r.id
+        for r in stale
+        if lifecycle.stale_request(r.status, ever_confirmed=r.confirmed is not None) == "delete"
+    ]
+    closed = sorted({r.id for r in stale} - set(doomed))
+    for part in chunks(closed):
+        connection.execute(update(subscribers).where(c.id.in_(part)).values(opt_in_requested=None))
+    deleted = 0
+    for part in chunks(doomed):
+        deleted += int(connection.execute(delete(subscribers).where(c.id.in_(part))).rowcount or 0)
+    return deleted

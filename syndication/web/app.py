@@ -104,8 +104,8 @@ class WebApp:
 
     ``proxies`` first puts the forwarded client and scheme into the scope (when the peer
     is a trusted proxy); ``files`` answers feed files and hands everything else to
-    ``pages.app`` (Starlette); ``subscriptions`` holds the subscription routes (and their
-    rate limiters) when served.
+    ``pages.app`` (Starlette); ``subscriptions`` holds the subscription routes when
+    served.
     """
 
     def __init__(
@@ -158,7 +158,6 @@ def create_app(
     gzip_cache_size: int = 512,
     subscriptions: SubscriptionProvider | None = None,
     secret: bytes | None = None,
-    rate_limits: tuple[int, int] = (10, 3),
     trusted_proxies: Sequence[str] = (),
     proxy_header: ProxyHeader = "x-forwarded-for",
     clock: Callable[[], float] = time.monotonic,
@@ -172,11 +171,10 @@ def create_app(
     site's, for dates shown to people; ``gzip_cache_size`` bounds how many
     documents keep their prepared headers and gzip form.
 
-    For the subscription pages: ``secret`` keys the CSRF tokens and rate-limit keys
-    (random per process when None: forms then expire on a restart, and processes
-    sharing a site need a common secret); ``rate_limits`` is (subscribe requests per
-    client per hour, confirmation e-mails per address per day); ``clock`` (seconds,
-    monotonic) times CSRF tokens and rate limits.
+    For the subscription pages: ``secret`` keys the CSRF tokens (random per process
+    when None: forms then expire on a restart, and processes sharing a site need a
+    common secret); the provider keeps the rate limits, in the store; ``clock``
+    (seconds) times CSRF tokens.
 
     ``trusted_proxies`` (addresses or networks) are the reverse proxies whose
     ``proxy_header`` (``X-Forwarded-For`` or ``Forwarded``) and ``X-Forwarded-Proto``
@@ -187,7 +185,7 @@ def create_app(
 
     Raises:
         zoneinfo.ZoneInfoNotFoundError: ``timezone`` is not a known time zone.
-        ValueError: a rate limit below 1, or a ``trusted_proxies`` entry that is no address.
+        ValueError: a ``trusted_proxies`` entry that is no address.
     """
     proxies = TrustedProxies(trusted_proxies, header=proxy_header)
     pages = Pages(provider, templates_dir=templates_dir, timezone=timezone, cache_max_age=cache_max_age)
@@ -197,7 +195,6 @@ def create_app(
             subscriptions,
             pages=pages,
             secret=secrets.token_bytes(32) if secret is None else secret,
-            rate_limits=rate_limits,
             clock=clock,
         )
         pages.app.router.routes.extend(subscription_pages.routes)

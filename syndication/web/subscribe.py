@@ -20,12 +20,16 @@ personal pages show the address masked (``ng***@example.org``).
 
 Forms carry a stateless CSRF token, ``<issued>.<HMAC(secret, purpose, token, issued)>``,
 valid for two hours, and a POST is refused when ``Origin`` or ``Sec-Fetch-Site``
-says it came from another site. Subscribing is rate-limited in memory, per
-client (IPv6 by /64; behind trusted reverse proxies the forwarded client, see
-``proxies``) and per address (HMAC of the address with any ``+tag`` removed, so
-neither raw addresses nor client addresses are kept).
+says it came from another site. Subscribing is rate-limited per client (IPv6 by
+/64; behind trusted reverse proxies the forwarded client, see ``proxies``; counted
+once the CSRF token is checked and before the fields are, so invalid posts count
+too), per mailbox and over the site: this module says who the client is and when
+to ask; the provider counts, in the store, and answers how long to wait (a 429 with
+``Retry-After``). A confirmation link whose request expired gets a page (410)
+offering to subscribe again.
 
-Must not: send mail, read the store, or interpret tokens: the provider does.
+Must not: send mail, read the store, keep limits in memory, or interpret tokens:
+the provider does.
 """
 
 from __future__ import annotations
@@ -33,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import itertools
 import logging
 import math
 import re
@@ -52,7 +55,7 @@ from starlette.routing import Route
 
 from syndication import addresses
 from syndication.errors import AddressError
-from syndication.types import Subscriber
+from syndication.types import Confirmation, Subscriber
 from syndication.web.pages import SECURITY_HEADERS
 
 if TYPE_CHECKING:
@@ -62,7 +65,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CsrfTokens",
-    "RateLimiter",
     "SubscriptionPages",
     "SubscriptionProvider",
     "client_key",
@@ -79,8 +81,6 @@ MAX_BODY = 32 * 1024
 """Bytes: a form here is a few hundred; uvicorn sets no limit of its own."""
 MAX_FIELDS = 200
 MAX_NAME = 200
-HOUR = 3600.0
-DAY = 86400.0
 
 _INVALID_LINK = (
     "Liên kết không hợp lệ hoặc đã hết hạn",
@@ -89,6 +89,12 @@ _INVALID_LINK = (
 _EXPIRED = (
     "Phiên làm việc đã hết hạn, vui lòng thử lại",
     "Trang bạn gửi đã mở quá lâu hoặc không được gửi từ trang của chúng tôi. Hãy mở lại trang và gửi lại.",
+)
+_LINK_EXPIRED = (
+    "Liên kết xác nhận đã hết hạn",
+    "Liên kết trong thư xác nhận chỉ dùng được trong một thời gian sau khi đăng ký, và thời gian "
+    "đó đã qua. Nếu vẫn muốn nhận bản tin, xin đăng ký lại: một thư xác nhận mới sẽ được gửi tới "
+    "hộp thư của bạn.",
 )
 _TOO_MANY = "Bạn đã gửi quá nhiều yêu cầu, vui lòng thử lại sau"
 _BAD_REQUEST = {
@@ -101,8 +107,9 @@ class SubscriptionProvider(Protocol):
     """What the subscription pages need from the rest of the service (implemented in ``core``).
 
     A token is whatever the provider puts in personal links; these pages only check
-    its shape. Every method returning ``Subscriber | None`` returns None for an
-    unknown or expired token.
+    its shape. Every method returning ``Subscriber | None`` or ``Confirmation | None``
+    returns None for an unknown token (or, for confirmations, one that leads nowhere).
+    The limits are the provider's: it counts, these pages show the answer.
     """
 
     def categories(self) -> Sequence[tuple[str, str]]:
@@ -113,10 +120,16 @@ class SubscriptionProvider(Protocol):
         """(name, title) of every digest one can receive; the first is the default."""
         ...
 
+    async def limit_client(self, client: str) -> float | None:
+        """Count one subscribe request from ``client`` (an IP address, or an IPv6 /64): None
+        when allowed, else the seconds until one more would be."""
+        ...
+
     async def subscribe(
         self, *, address: str, display_name: str, categories: Sequence[str], digest: str
-    ) -> None:
-        """Create or refresh a pending subscriber and send the confirmation e-mail.
+    ) -> float | None:
+        """Open an opt-in request and send the confirmation e-mail, if the limits of the
+        mailbox and the site allow: None, else the seconds until they would (nothing done).
 
         Behaves alike whether or not the address is known (no enumeration).
 
@@ -125,8 +138,13 @@ class SubscriptionProvider(Protocol):
         """
         ...
 
-    async def confirm(self, token: str) -> Subscriber | None:
-        """Pending -> active (an active one stays so); None for an unknown token or any other status."""
+    async def confirmation(self, token: str) -> Confirmation | None:
+        """Where the token's confirmation link stands (open, confirmed, expired); changes nothing."""
+        ...
+
+    async def confirm(self, token: str) -> Confirmation | None:
+        """The button: an open request makes the address active (then ``confirmed``); an
+        active one stays so; an expired request stays ``expired``."""
         ...
 
     async def subscriber(self, token: str) -> Subscriber | None: ...
@@ -187,58 +205,6 @@ class CsrfTokens:
         return urlsafe_b64encode(digest).decode()
 
 
-class RateLimiter:
-    """At most ``limit`` hits per key in any ``window`` seconds (a sliding log), in memory.
-
-    Keys are opaque bytes (HMACs). At most ``max_keys`` are kept: stale keys go first,
-    then the oldest ones.
-    """
-
-    def __init__(
-        self, limit: int, window: float, *, clock: Callable[[], float], max_keys: int = 50_000
-    ) -> None:
-        if limit < 1:
-            raise ValueError("a rate limit must allow at least one request")
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._max_keys = max_keys
-        self._hits: dict[bytes, list[float]] = {}
-        self._swept = clock()
-
-    def acquire(self, key: bytes) -> float | None:
-        """Count a hit: None when allowed, else the seconds until one more would be (nothing counted)."""
-        now = self._clock()
-        if now - self._swept > self.window or len(self._hits) >= self._max_keys:
-            self._sweep(now)
-        hits = [t for t in self._hits.get(key, ()) if t > now - self.window]
-        if len(hits) >= self.limit:
-            self._hits[key] = hits
-            return max(hits[0] + self.window - now, 1.0)
-        hits.append(now)
-        self._hits[key] = hits
-        return None
-
-    def release(self, key: bytes) -> None:
-        """Take back the last hit of ``key`` (the request it counted did nothing)."""
-        hits = self._hits.get(key)
-        if hits:
-            hits.pop()
-
-    def __len__(self) -> int:
-        """How many keys are remembered."""
-        return len(self._hits)
-
-    def _sweep(self, now: float) -> None:
-        self._swept = now
-        self._hits = {k: v for k, v in self._hits.items() if v and v[-1] > now - self.window}
-        # Still full (a flood from many clients): forget the oldest tenth at once, so that
-        # sweeping costs little per request however long the flood lasts.
-        excess = len(self._hits) - self._max_keys * 9 // 10
-        for key in list(itertools.islice(self._hits, max(excess, 0))):
-            del self._hits[key]
-
-
 def client_key(scope: Scope) -> str:
     """Who sent the request, for rate limits: the client's address as ``scope`` holds it
     (``web.proxies`` put the forwarded one there when the peer is a trusted proxy), an
@@ -286,12 +252,6 @@ def _clean_name(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     text = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
     return " ".join(text.split())
-
-
-def _rate_key_address(address: str) -> str:
-    """The address as the per-address limit counts it: lower-case, without a ``+tag``."""
-    local, _, domain = address.lower().rpartition("@")
-    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 class _BadForm(Exception):
@@ -376,20 +336,13 @@ class SubscriptionPages:
         *,
         pages: Pages,
         secret: bytes,
-        rate_limits: tuple[int, int] = (10, 3),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``rate_limits``: subscribe requests per client per hour, confirmation e-mails per address per day.
-
-        Raises:
-            ValueError: a limit below 1.
-        """
+        """``secret`` keys the CSRF tokens, which ``clock`` (seconds) times; the provider keeps
+        the rate limits."""
         self.provider = provider
         self._pages = pages
-        self._secret = secret
         self.csrf = CsrfTokens(secret, clock=clock)
-        self.per_client = RateLimiter(rate_limits[0], HOUR, clock=clock)
-        self.per_address = RateLimiter(rate_limits[1], DAY, clock=clock)
         self.routes = [
             Route("/dang-ky", self.subscribe, methods=["GET", "POST"]),
             Route("/xac-nhan/{token:path}", self.confirm, methods=["GET", "POST"]),
@@ -410,9 +363,8 @@ class SubscriptionPages:
             return self._bad_form(exc.status)
         if not self.csrf.valid(form.one(CSRF_FIELD), "subscribe"):
             return self._expired("dang-ky")
-        retry = self.per_client.acquire(self._key("client", client_key(request.scope)))
+        retry = await self.provider.limit_client(client_key(request.scope))
         if retry is not None:
-            logger.info("subscribe refused: too many requests from one client")
             return self._too_many(retry, "dang-ky")
 
         address = unicodedata.normalize("NFC", form.one("address").strip())
@@ -425,21 +377,14 @@ class SubscriptionPages:
         if error is not None:
             return self._subscribe_form(choices, error=error, status=400)
 
-        address_key = self._key("address", _rate_key_address(address))
-        retry = self.per_address.acquire(address_key)
-        if retry is not None:
-            logger.info("subscribe refused: too many confirmation e-mails for one address")
-            return self._too_many(retry, "dang-ky")
         try:
-            await self.provider.subscribe(
+            retry = await self.provider.subscribe(
                 address=address, display_name=name, categories=categories, digest=digest
             )
         except ValueError as exc:
-            self.per_address.release(address_key)  # nothing was sent
             return self._subscribe_form(choices, error=str(exc), status=400)
-        except BaseException:
-            self.per_address.release(address_key)
-            raise
+        if retry is not None:
+            return self._too_many(retry, "dang-ky")
         return self._render("subscribe_sent.html", home="./")
 
     async def confirm(self, request: Request) -> Response:
@@ -447,16 +392,18 @@ class SubscriptionPages:
         if token is None:
             return self._invalid_link()
         if request.method != "POST":  # mail scanners open every link: only the button confirms
-            subscriber = await self.provider.subscriber(token)
-            # Confirming works for pending and active subscribers only; any other link is dead.
-            if subscriber is None or subscriber.status not in ("pending", "active"):
+            found = await self.provider.confirmation(token)
+            if found is None:
                 return self._invalid_link()
+            if found.state == "expired":
+                return self._link_expired()
+            subscriber = found.subscriber
             return self._render(
                 "subscribe_confirm.html",
                 home="../",
                 masked=mask_address(subscriber.address),
                 digest_title=self._digest_title(subscriber.digest),
-                confirmed=subscriber.status == "active",
+                confirmed=found.state == "confirmed",
                 csrf=self.csrf.issue("confirm", token),
                 preferences=f"../tuy-chon/{token}",
             )
@@ -468,14 +415,16 @@ class SubscriptionPages:
             return self._bad_form(exc.status)
         if not self.csrf.valid(form.one(CSRF_FIELD), "confirm", token):
             return self._expired(f"xac-nhan/{token}")
-        subscriber = await self.provider.confirm(token)
-        if subscriber is None:
+        confirmed = await self.provider.confirm(token)
+        if confirmed is None:
             return self._invalid_link()
+        if confirmed.state != "confirmed":
+            return self._link_expired()
         return self._render(
             "subscribe_confirmed.html",
             home="../",
-            digest_title=self._digest_title(subscriber.digest),
-            preferences=f"../tuy-chon/{subscriber.token}",
+            digest_title=self._digest_title(confirmed.subscriber.digest),
+            preferences=f"../tuy-chon/{confirmed.subscriber.token}",
         )
 
     async def preferences(self, request: Request) -> Response:
@@ -561,9 +510,6 @@ class SubscriptionPages:
     def _digest_title(self, name: str) -> str:
         return next((title for digest, title in self.provider.digests() if digest == name), name)
 
-    def _key(self, kind: str, value: str) -> bytes:
-        return hmac.new(self._secret, f"rate\0{kind}\0{value}".encode(), hashlib.sha256).digest()[:16]
-
     def _same_site(self, request: Request) -> bool:
         """False when the browser says the form was posted from another site."""
         fetch_site = request.headers.get("sec-fetch-site")
@@ -630,7 +576,15 @@ class SubscriptionPages:
             subscribe="../dang-ky",
         )
 
-    def _error(self, status: int, heading: str, message: str, *, retry: str | None = None) -> Response:
+    def _error(
+        self,
+        status: int,
+        heading: str,
+        message: str,
+        *,
+        retry: str | None = None,
+        retry_label: str = "Mở lại trang",
+    ) -> Response:
         # Absolute links: a tampered token may hold slashes that would bend relative ones.
         link = self._pages.provider.channel().link
         return self._render(
@@ -640,10 +594,15 @@ class SubscriptionPages:
             heading=heading,
             message=message,
             retry=None if retry is None else f"{link}{retry}",
+            retry_label=retry_label,
         )
 
     def _invalid_link(self) -> Response:
         return self._error(404, *_INVALID_LINK, retry="dang-ky")
+
+    def _link_expired(self) -> Response:
+        """410: the confirmation request is too old; the page offers to subscribe again."""
+        return self._error(410, *_LINK_EXPIRED, retry="dang-ky", retry_label="Đăng ký lại")
 
     def _expired(self, retry: str) -> Response:
         """403; ``retry`` is the page to open again, from the site root (``dang-ky``, ``huy/<token>``)."""
@@ -659,8 +618,8 @@ class SubscriptionPages:
         else:
             wait = f"khoảng {max(1, math.ceil(seconds / 60))} phút"
         message = (
-            "Để hộp thư của người khác không bị làm phiền, mỗi máy và mỗi địa chỉ chỉ được "
-            f"gửi một số yêu cầu đăng ký. Vui lòng thử lại sau {wait}."
+            "Để hộp thư của mọi người không bị làm phiền, số yêu cầu đăng ký từ mỗi máy, tới mỗi "
+            f"địa chỉ và của cả trang đều có giới hạn. Vui lòng thử lại sau {wait}."
         )
         response = self._error(429, _TOO_MANY, message, retry=retry)
         response.headers["Retry-After"] = str(seconds)
