@@ -2,7 +2,7 @@
 person chose themselves, and subscribe limits kept in the store (``rate_hits``).
 
 Revision ID: 0006
-Revises: 0009 (written against 0005; chained after the revisions main gained meanwhile)
+Revises: 0005
 Create Date: 2026-12-08
 
 Adds three nullable columns to ``subscribers`` and the table ``rate_hits``. Existing rows:
@@ -25,13 +25,13 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0009"
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("subscribers") as batch:
+    with op.batch_alter_table("subscribers", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.add_column(sa.Column("opt_in_requested", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("categories_chosen", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("digest_chosen", sa.DateTime(timezone=True), nullable=True))
@@ -54,7 +54,7 @@ def downgrade() -> None:
     op.drop_index("ix_rate_hits_at", table_name="rate_hits")
     op.drop_index("ix_rate_hits_key_at", table_name="rate_hits")
     op.drop_table("rate_hits")
-    with op.batch_alter_table("subscribers") as batch:
+    with op.batch_alter_table("subscribers", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("digest_chosen")
         batch.drop_column("categories_chosen")
         batch.drop_column("opt_in_requested")

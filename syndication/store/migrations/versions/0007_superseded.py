@@ -8,7 +8,7 @@ moved to it, and the totals an issue keeps when retention deletes its deliveries
 were (their superseded rows are among the failed: they can no longer be told apart).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-07
 
 Frozen: this file states its tables by itself and must not import ``schema.py``.
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | None = None
 depends_on: str | None = None
 
