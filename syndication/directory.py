@@ -90,9 +90,10 @@ _SEPARATORS: Final = (",", ";", "\t")
 # after a separator or a line break is treated the same way.
 _FORMULA_START: Final = "=+\\-@\t\r\0\uff1d\uff0b\uff0d\uff20"
 # Quotes count like spaces in the look-ahead, so a value that already starts with the
-# quote mark ("'=x") gets one more and reads back unchanged.
-_NEEDS_QUOTE: Final = re.compile(rf"(?:^|(?<=[,;\t\r\n]))(?=[\s']*[{_FORMULA_START}])")
-_QUOTED: Final = re.compile(rf"(?:^|(?<=[,;\t\r\n]))'(?=[\s']*[{_FORMULA_START}])")
+# quote mark ("'=x") gets one more and reads back unchanged; so do double quotes, which a
+# spreadsheet splitting on another separator may take off a piece ('"=x' read as '=x').
+_NEEDS_QUOTE: Final = re.compile(rf"(?:^|(?<=[,;\t\r\n]))(?=[\s'\"]*[{_FORMULA_START}])")
+_QUOTED: Final = re.compile(rf"(?:^|(?<=[,;\t\r\n]))'(?=[\s'\"]*[{_FORMULA_START}])")
 
 
 @dataclass(frozen=True, slots=True)

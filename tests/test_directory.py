@@ -688,6 +688,8 @@ DANGEROUS = [
     "Nguyễn Văn A;=1+1",
     "Trần Thị B, -1+1",
     "Lê C\t@SUM(A1)",
+    '"=1+1',
+    'Phạm E;"=1+1',
 ]
 
 
