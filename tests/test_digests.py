@@ -6,8 +6,9 @@ import asyncio
 import email
 import email.policy
 import re
-from collections.abc import Iterator
-from datetime import timedelta
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import pytest
 
 from syndication import config
 from syndication.core import Syndication
+from syndication.core.outbox import unmarked_limit
 from syndication.errors import TransportError
+from syndication.store import Store
 from syndication.types import SendOutcome, SubscriberData
 from tests.httpserver import TestServer
 from tests.test_core import ITEMS, START, Clock, rss, settings_for, source
@@ -305,3 +308,57 @@ def test_a_confirmation_to_an_internationalised_domain_goes_to_its_ascii_form(
     ((recipient, _),) = transport.sent
     assert recipient == "idn@xn--exmple-cua.org"
     assert [a.addr_spec for a in transport.parsed()[0]["To"].addresses] == ["idn@xn--exmple-cua.org"]
+
+
+class SlowToMarkStore(Store):
+    """The real store, slow to record that messages were sent (a busy database): counts
+    the messages it has marked, for the transport below to compare with what it sent."""
+
+    marked = 0
+
+    def mark_sent(self, ids: Sequence[int], *, owner: str, now: datetime) -> int:
+        time.sleep(0.05)
+        done = super().mark_sent(ids, owner=owner, now=now)
+        SlowToMarkStore.marked += len(ids)
+        return done
+
+
+class AheadTransport(FakeTransport):
+    """Accepts at once, and records by how many messages it ran ahead of the store's marks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.most_unmarked = 0
+
+    async def send(self, *, sender: str, recipient: str, data: bytes) -> SendOutcome:
+        outcome = await super().send(sender=sender, recipient=recipient, data=data)
+        self.most_unmarked = max(self.most_unmarked, len(self.sent) - SlowToMarkStore.marked)
+        return outcome
+
+
+def test_a_slow_store_never_lets_the_sender_run_ahead_of_its_marks(
+    tmp_path: Path, store_url: str, server: TestServer
+) -> None:
+    """What a crash can send twice is what was sent and not yet marked: it stays within
+    ``unmarked_limit`` however slow the store is to write (before, a busy database let the
+    sender run ahead by hundreds of messages, which a kill then sent again)."""
+    settings = setup(tmp_path, store_url, server)
+    people = [SubscriberData(address=f"can-bo-{n}@example.org", organisation="Chi bộ") for n in range(300)]
+    transport = AheadTransport()
+    SlowToMarkStore.marked = 0
+
+    async def go() -> int:
+        store = SlowToMarkStore(settings.storage.url)
+        async with Syndication(
+            settings, clock=Clock(START), store=store, transport_factory=lambda: transport
+        ) as syn:
+            await syn.upsert_subscribers(people)
+            await syn.poll()
+            service = await syn.digest_service()
+            plan = await service.plan("daily")
+            assert plan.issue is not None
+            return (await service.send(plan.issue)).sent
+
+    assert asyncio.run(go()) == 300
+    assert len(transport.sent) == 300
+    assert 0 < transport.most_unmarked <= unmarked_limit(settings.mail.pool)

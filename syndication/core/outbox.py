@@ -93,6 +93,14 @@ Prepare = Callable[[DigestSpec, DigestIssue, Sequence[Delivery]], Awaitable[list
 """Each claimed delivery of a batch of one issue with its message (or why it has none)."""
 
 
+def unmarked_limit(pool: int) -> int:
+    """How many messages may be sent (or in the transport's hands) and not yet marked in
+    the store: twice the messages in flight (two per connection). After a crash, at most
+    this many go out again, each with its Message-ID. Room enough that marks written in
+    batches a few milliseconds apart never hold the sender back."""
+    return 4 * max(1, pool)
+
+
 class Outbox:
     """Sends what is due in the outbox; one per ``DigestService``."""
 
@@ -305,8 +313,15 @@ class Outbox:
         stop: asyncio.Event | None,
     ) -> list[str]:
         """Hand each message to the transport (at most two per connection at once) and
-        mark what became of it; the reasons the transport stopped working, if it did."""
-        limit = asyncio.Semaphore(max(1, self._settings.mail.pool * 2))
+        mark what became of it; the reasons the transport stopped working, if it did.
+
+        At most ``unmarked_limit`` messages are sent or being sent and not yet marked in
+        the store: that bounds what a crash can send twice (with the same Message-ID),
+        also when the store is slow to write, where an unbounded sender would run ahead
+        of its marks by hundreds of messages."""
+        slots = max(1, self._settings.mail.pool * 2)
+        limit = asyncio.Semaphore(slots)
+        unmarked = asyncio.Semaphore(unmarked_limit(self._settings.mail.pool))
         broken: list[str] = []
         sender = self._settings.mail.from_address
 
@@ -336,7 +351,11 @@ class Outbox:
             if broken:
                 untried.discard(delivery.id)
                 outcome = SendOutcome(ok=False, error=f"not sent: {broken[0]}")
-            else:
+                await self._record(delivery, outcome, took, summary, broken=True)
+                if on_progress is not None:
+                    on_progress(1)
+                return
+            async with unmarked:  # held until the outcome is in the store
                 async with limit:
                     if stop is not None and stop.is_set():
                         return
@@ -356,7 +375,7 @@ class Outbox:
                         log.exception("delivery %d: the transport failed", delivery.id)
                         error = f"not sent: the transport failed ({type(exc).__name__}: {exc})"
                         outcome = SendOutcome(ok=False, permanent=True, bounce=False, error=error)
-            await self._record(delivery, outcome, took, summary, broken=bool(broken))
+                await self._record(delivery, outcome, took, summary, broken=bool(broken))
             if on_progress is not None:
                 on_progress(1)
 
