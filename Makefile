@@ -37,7 +37,7 @@ lint: setup-dev
 # The whole test suite, as CI runs it. Set SYNDICATION_TEST_DATABASE_URL to
 # also run every store test against PostgreSQL.
 test: lint
-	$(BIN)/pytest --cov --cov-report=term:skip-covered -p no:cacheprovider
+	$(BIN)/pytest -n 3 --cov --cov-report=term:skip-covered -p no:cacheprovider
 
 # Benchmarks (see bench/README.md): the peer library goes into the same venv.
 bench-ingest: setup
